@@ -1,0 +1,11 @@
+//! zkscale: scale, upgrade and migrate ZooKeeper ensembles on Kubernetes one safe step at a time.
+//!
+//! Layers (each with its own error type):
+//! - pure core: [`model`] (server lists, members), [`plan`] (quorum math, step planner)
+//! - adapters: [`zk`] (four-letter words, health verdict), [`manifest`] (YAML stream rewrite)
+//! - front ends live in the binary (`src/main.rs`): the kubectl plugin and the Helm post-renderer.
+
+pub mod manifest;
+pub mod model;
+pub mod plan;
+pub mod zk;

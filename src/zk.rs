@@ -1,0 +1,1 @@
+//! ZooKeeper adapter: four-letter words and the ensemble health verdict. (Skeleton.)

@@ -1,0 +1,10 @@
+// etcd for the test bed: the upstream server entry point, nothing else.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
