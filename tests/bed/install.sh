@@ -96,6 +96,7 @@ env_out() {
   cat <<ENV
 ZKSCALE_CACHE=$CACHE
 ZK_LIB=$CACHE/zookeeper-$ZK_VERSION/lib
+ZK38_CLASSPATH=$(printf '/usr/share/java/%s.jar:' zookeeper zookeeper-jute netty-all slf4j-api slf4j-simple commons-io commons-cli metrics-core snappy-java | sed 's/:$//')
 K8S_BIN=$CACHE/k8s-v$K8S_VERSION
 KWOK_BIN=$CACHE/kwok-v$KWOK_VERSION
 HELM4_BIN=$CACHE/helm4
