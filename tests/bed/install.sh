@@ -75,12 +75,14 @@ helm() {
 # ZooKeeper server jars and their runtime dependencies from Maven Central.
 zookeeper() {
   local out="$CACHE/zookeeper-$ZK_VERSION"
-  [[ -f $out/.complete ]] && return 0
+  # Keyed on the pom, so a changed dependency list refreshes the cache.
+  local marker; marker=".complete-$(sha1sum "$here/zookeeper-pom.xml" | cut -c1-12)"
+  [[ -f $out/$marker ]] && return 0
   log "fetching ZooKeeper $ZK_VERSION from Maven Central"
   rm -rf "$out" && mkdir -p "$out/lib"
   mvn -B -q -f "$here/zookeeper-pom.xml" -Dzk.version="$ZK_VERSION" \
     dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out/lib" >&2
-  touch "$out/.complete"
+  touch "$out/$marker"
 }
 
 # Debian's ZooKeeper 3.8 (a second server version). Needs root (CI and sessions run as root).

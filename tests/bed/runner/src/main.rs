@@ -93,7 +93,8 @@ struct Runner {
     ips: BTreeMap<String, Ipv4Addr>,
     last_status: HashMap<String, serde_json::Value>,
     hosts_written: HashMap<String, String>,
-    forwards: HashMap<String, Ipv4Addr>,
+    /// Pod UIDs whose PortForward is in place (it is owned by, and collected with, that pod).
+    forwards: std::collections::HashSet<String>,
 }
 
 #[tokio::main]
@@ -116,7 +117,7 @@ async fn main() -> Result<()> {
         ips,
         last_status: HashMap::new(),
         hosts_written: HashMap::new(),
-        forwards: HashMap::new(),
+        forwards: Default::default(),
     };
     std::fs::write(a.state.join("ready"), b"")?;
     log(format!("runner up for node {}", r.node));
@@ -158,6 +159,7 @@ impl Runner {
             if let Some(mut run) = self.pods.remove(&k) {
                 log(format!("{k}: pod object gone; stopping its process"));
                 stop_now(&mut run).await;
+                self.forwards.remove(&run.uid);
             }
             self.last_status.remove(&k);
         }
@@ -198,6 +200,7 @@ impl Runner {
             };
             if done {
                 self.pods.remove(&k);
+                self.forwards.remove(&uid);
                 self.last_status.remove(&k);
                 let dp = DeleteParams {
                     grace_period_seconds: Some(0),
@@ -263,8 +266,8 @@ impl Runner {
     /// One kwok PortForward per pod (owned by the pod, so it goes with it): every declared
     /// container port forwards to the same port on the pod's IP.
     async fn ensure_forward(&mut self, pod: &Pod, ip: Ipv4Addr) -> Result<()> {
-        let k = key(pod);
-        if self.forwards.get(&k) == Some(&ip) {
+        let uid = pod.uid().unwrap_or_default();
+        if self.forwards.contains(&uid) {
             return Ok(());
         }
         let mut ports: Vec<i32> = pod_spec_ports(pod);
@@ -306,7 +309,7 @@ impl Runner {
         )
         .await
         .context("applying kwok PortForward")?;
-        self.forwards.insert(k, ip);
+        self.forwards.insert(uid);
         Ok(())
     }
 

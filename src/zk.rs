@@ -1,1 +1,0 @@
-//! ZooKeeper adapter: four-letter words and the ensemble health verdict. (Skeleton.)

@@ -1,0 +1,7 @@
+//! Shared test support. Each test crate does `mod support;` and uses what it needs.
+
+#![allow(dead_code)]
+
+pub mod bed;
+pub mod zk_client;
+pub mod zk_ensemble;
