@@ -19,8 +19,8 @@ bed_stop_all   # leftovers of a crashed bed: processes only; state is rebuilt be
 "$here/install.sh" k8s kwok helm zookeeper zookeeper-debian
 eval "$("$here/install.sh" env)"
 log "building the pod runner"
-(cd "$root" && cargo build -q --release -p zkscale-testbed-runner)
-runner_bin="$root/target/release/zkscale-pod-runner"
+(cd "$root" && cargo build -q -p zkscale-testbed-runner)
+runner_bin="$root/target/debug/zkscale-pod-runner"
 
 rm -rf "$BED" && mkdir -p "$BED"/{logs,pids,etcd,kwok}
 "$here/pki.sh" "$BED/pki"

@@ -1,0 +1,48 @@
+# zkscale: the two commands the README opens with are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+BED := tests/bed
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+deps: ## install everything the tests need (cached in ~/.cache/zkscale)
+	$(BED)/install.sh all
+	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+
+build: ## build kubectl-zkscale (release)
+	$(CARGO) build --release --bin kubectl-zkscale
+
+lint: deps ## rustfmt check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit: deps ## unit, property and real-ZooKeeper tests (no cluster)
+	$(CARGO) test --workspace -- --skip e2e_
+
+e2e: testbed-up ## end-to-end tests on the test bed (serial: each ensemble is several JVMs)
+	$(CARGO) test --test 'e2e_*' -- --test-threads=1
+
+test: ## everything CI runs: lint, unit + real ZooKeeper, e2e on a fresh test bed, then bed down
+	$(MAKE) lint
+	$(MAKE) unit
+	$(MAKE) testbed-down
+	$(MAKE) e2e; rc=$$?; $(MAKE) testbed-down; exit $$rc
+
+testbed-up: deps ## start the local control plane + kwok + pod runner; last line: KUBECONFIG=...
+	@$(BED)/up.sh
+
+testbed-down: ## stop the test bed; leaves no process, port or state behind
+	@$(BED)/down.sh
+
+demo: testbed-up ## the main job on the local test bed: 1 member with data → 3, nothing lost
+	tests/demo.sh
+
+bench: ## benchmarks that print figures (nothing is asserted about time)
+	$(CARGO) bench --bench post_render
+
+install: build ## install kubectl-zkscale on PATH (~/.local/bin or PREFIX)
+	install -D -m 0755 target/release/kubectl-zkscale $${PREFIX:-$$HOME/.local}/bin/kubectl-zkscale
+
+.PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench install
