@@ -2,9 +2,13 @@
 //!
 //! Layers (each with its own error type):
 //! - pure core: [`model`] (server lists, members), [`plan`] (quorum math, step planner)
-//! - adapters: [`zk`] (four-letter words, health verdict), [`manifest`] (YAML stream rewrite)
+//! - adapters: [`zk`] (four-letter words, health verdict), [`manifest`] (YAML stream rewrite),
+//!   [`cluster`] (Kubernetes)
+//! - [`engine`]: the steps and gates, shared by both front ends
 //! - front ends live in the binary (`src/main.rs`): the kubectl plugin and the Helm post-renderer.
 
+pub mod cluster;
+pub mod engine;
 pub mod manifest;
 pub mod model;
 pub mod plan;

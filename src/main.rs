@@ -1,49 +1,342 @@
-//! `kubectl-zkscale`: the kubectl plugin and Helm post-renderer front ends.
+//! `kubectl-zkscale`: the kubectl plugin and Helm post-renderer front ends over one engine.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use zkscale::cluster::{self, Access, Connect, Selector};
+use zkscale::engine::{Engine, EngineError, Event, Options, Progress, Status};
 
 /// Exit codes, documented in the README. Pipelines branch on these.
 mod exit {
-    /// Done (or nothing to do).
+    /// Done (or nothing to do); `status`: healthy.
     pub const OK: u8 = 0;
-    /// Unexpected failure (API error, I/O): see the message.
+    /// Unexpected failure (API or I/O error): see the message.
     pub const FAILED: u8 = 1;
-    /// Bad command line (clap's own code).
-    #[allow(dead_code)]
-    pub const USAGE: u8 = 2;
     /// Refused before changing anything: bad input, unhealthy ensemble, lock held.
     pub const REFUSED: u8 = 3;
+    /// `status`: the ensemble is not healthy.
+    pub const UNHEALTHY: u8 = 5;
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "kubectl-zkscale", version, about = "Scale a ZooKeeper ensemble on Kubernetes one safe step at a time")]
+#[command(
+    name = "kubectl-zkscale",
+    bin_name = "kubectl zkscale",
+    version,
+    about = "Scale a bitnami ZooKeeper ensemble one safe step at a time",
+    long_about = "Scale a bitnami ZooKeeper ensemble one safe step at a time: one member per step, \
+followers restarted first and the leader last, and a health gate (one leader, every voter synced, \
+no znode lost) between steps.\n\nExit codes: 0 done, 1 failed, 2 usage, 3 refused before any \
+change, 4 stopped at a safe size (re-run to resume), 5 `status`: unhealthy."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Target number of members.
+    #[arg(long, value_name = "N")]
+    to: Option<u32>,
+    /// Show the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Start even though the ensemble is not healthy (give the reason; it is logged).
+    #[arg(long, value_name = "REASON")]
+    force: Option<String>,
+    /// Delete a claim left over from an earlier scale-down instead of refusing (its data is stale).
+    #[arg(long)]
+    delete_stale_claims: bool,
+    /// Keep the claims of removed members (reported) instead of deleting them.
+    #[arg(long)]
+    keep_removed_claims: bool,
+    #[command(flatten)]
+    global: Global,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Global {
+    /// Namespace (default: the context's).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    /// kubeconfig context.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// kubeconfig file (default: KUBECONFIG, a path list, merged; else ~/.kube/config).
+    #[arg(long, global = true)]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Helm release (bitnami labels) to work on.
+    #[arg(long, global = true, conflicts_with = "statefulset")]
+    release: Option<String>,
+    /// StatefulSet to work on (default: the only bitnami ZooKeeper StatefulSet in the namespace).
+    #[arg(long, global = true)]
+    statefulset: Option<String>,
+    /// Longest wait for any one gate, e.g. 90s, 10m.
+    #[arg(long, global = true, default_value = "5m", value_parser = parse_duration)]
+    timeout: Duration,
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
+    output: Output,
+    /// How four-letter words reach members: through the API server, or straight to pod IPs
+    /// (inside the cluster).
+    #[arg(long, global = true, value_enum, default_value = "port-forward")]
+    connect: Connect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Show the steps `--to N` would take (changes nothing).
+    Plan {
+        #[arg(long, value_name = "N")]
+        to: u32,
+    },
+    /// One row per member and a verdict naming every failed condition.
+    Status,
     /// Helm post-renderer: YAML stream on stdin, rewritten stream on stdout.
     PostRender {
         /// Never contact a cluster: rewrite from the manifests alone.
         #[arg(long)]
         offline: bool,
     },
+    /// Shell completions on stdout.
+    Completions { shell: clap_complete::Shell },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}`: expected a duration like 90s, 10m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::PostRender { offline }) => post_render(offline),
-        None => {
-            eprintln!("kubectl-zkscale: scaling is not implemented yet; see `kubectl zkscale --help`");
-            ExitCode::from(exit::FAILED)
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "kubectl-zkscale", &mut std::io::stdout());
+            ExitCode::from(exit::OK)
+        }
+        _ => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            match rt {
+                Ok(rt) => rt.block_on(kubectl(cli)),
+                Err(e) => {
+                    eprintln!("kubectl-zkscale: {e}");
+                    ExitCode::from(exit::FAILED)
+                }
+            }
         }
     }
+}
+
+/// Progress as lines on stderr with the elapsed time, or as JSON events on stdout.
+struct Reporter {
+    start: Instant,
+    output: Output,
+}
+
+impl Progress for Reporter {
+    fn event(&self, event: &Event) {
+        let t = self.start.elapsed().as_secs_f64();
+        if self.output == Output::Json {
+            if let Ok(line) = serde_json::to_string(event) {
+                println!("{line}");
+            }
+            return;
+        }
+        let line = match event {
+            Event::Target { namespace, statefulset, from, to } => {
+                format!("{namespace}/{statefulset}: {from} → {to} member(s)")
+            }
+            Event::Plan { plan } => {
+                let steps: Vec<String> = plan.steps.iter().map(|s| format!("{}→{}", s.from, s.to)).collect();
+                format!("plan: {}", if steps.is_empty() { "nothing to do".into() } else { steps.join(", ") })
+            }
+            Event::Warning { message } => format!("WARNING: {message}"),
+            Event::Step { from, to, resumed } => {
+                format!("step {from}→{to}{}", if *resumed { " (resuming a step under way)" } else { "" })
+            }
+            Event::Action { description } => format!("  {description}"),
+            Event::Gate { name, passed, elapsed_ms, detail } => format!(
+                "  {} {name} ({:.1}s){}{detail}",
+                if *passed { "ok  " } else { "FAIL" },
+                *elapsed_ms as f64 / 1000.0,
+                if detail.is_empty() { "" } else { ": " }
+            ),
+            Event::Done { size, elapsed_ms, znode_count } => format!(
+                "done: {size} member(s) in {:.1}s{}",
+                *elapsed_ms as f64 / 1000.0,
+                znode_count.map(|c| format!(", {c} znodes")).unwrap_or_default()
+            ),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "[{t:>6.1}s] {line}");
+    }
+}
+
+fn holder() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown-host".into());
+    format!("kubectl-zkscale {user}@{host} pid {}", std::process::id())
+}
+
+async fn kubectl(cli: Cli) -> ExitCode {
+    let g = cli.global.clone();
+    let reporter = Reporter { start: Instant::now(), output: g.output };
+    let fail = |e: &EngineError| {
+        if g.output == Output::Json {
+            println!("{}", serde_json::json!({"event": "result", "ok": false, "exit_code": e.exit_code(), "error": e.to_string()}));
+        }
+        eprintln!("kubectl-zkscale: {e}");
+        ExitCode::from(e.exit_code())
+    };
+    let access = Access { kubeconfig: g.kubeconfig.clone(), context: g.context.clone(), namespace: g.namespace.clone() };
+    let (client, namespace) = match cluster::connect(&access).await {
+        Ok(c) => c,
+        Err(e) => return fail(&e.into()),
+    };
+    let selector = match (&g.statefulset, &g.release) {
+        (Some(s), _) => Selector::StatefulSet(s.clone()),
+        (None, Some(r)) => Selector::Release(r.clone()),
+        (None, None) => Selector::Auto,
+    };
+    let opts = Options {
+        selector,
+        timeout: g.timeout,
+        connect: g.connect,
+        force: cli.force.clone(),
+        delete_stale_claims: cli.delete_stale_claims,
+        keep_removed_claims: cli.keep_removed_claims,
+        holder: holder(),
+    };
+    let engine = match Engine::new(client, namespace, opts, &reporter).await {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    let planning = cli.dry_run || matches!(cli.command, Some(Command::Plan { .. }));
+    match (cli.command, cli.to) {
+        (Some(Command::Status), _) => match engine.status().await {
+            Ok(s) => {
+                print_status(&s, g.output);
+                ExitCode::from(if s.verdict.healthy { exit::OK } else { exit::UNHEALTHY })
+            }
+            Err(e) => fail(&e),
+        },
+        (Some(Command::Plan { to }), _) | (None, Some(to)) if planning => {
+            match engine.plan(to).await {
+                Ok(p) => {
+                    if g.output == Output::Json {
+                        println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+                    } else {
+                        print_plan(&p);
+                    }
+                    ExitCode::from(exit::OK)
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        (None, Some(to)) => {
+            if let Some(reason) = &cli.force {
+                eprintln!("kubectl-zkscale: WARNING: --force given ({reason}): the pre-step health gate may be overridden");
+            }
+            match engine.scale(to).await {
+                Ok(v) => {
+                    if g.output == Output::Json {
+                        println!("{}", serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v}));
+                    } else {
+                        println!("{}/{}: {}", engine.namespace(), engine.statefulset(), v.summary());
+                    }
+                    ExitCode::from(exit::OK)
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        _ => {
+            let _ = Cli::command().print_help();
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_plan(p: &zkscale::plan::Plan) {
+    if p.steps.is_empty() {
+        println!("nothing to do: already {} member(s)", p.to);
+        return;
+    }
+    println!("{} → {} member(s) in {} step(s):", p.from, p.to, p.steps.len());
+    for s in &p.steps {
+        println!(
+            "step {}→{}{} (predicted elections: {})",
+            s.from,
+            s.to,
+            if s.resumed { " (resumes a step under way)" } else { "" },
+            s.predicted_elections
+        );
+        for a in &s.actions {
+            println!("  {}", serde_json::to_string(a).unwrap_or_default());
+        }
+    }
+}
+
+fn print_status(s: &Status, output: Output) {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        return;
+    }
+    println!("{}/{}: {} replica(s), ZOO_SERVERS `{}`", s.namespace, s.statefulset, s.replicas, s.servers.trim_end());
+    if let Some(op) = &s.operation {
+        println!("operation in progress: {op}");
+    }
+    let rows: Vec<[String; 10]> = s
+        .members
+        .iter()
+        .map(|m| {
+            let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+            [
+                m.pod.clone(),
+                m.ordinal.to_string(),
+                m.server_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                opt(&m.address),
+                m.ready.to_string(),
+                m.mode.clone(),
+                opt(&m.zxid),
+                m.znode_count.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                m.synced.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+                opt(&m.version),
+            ]
+        })
+        .collect();
+    let header = ["POD", "ORD", "ID", "QUORUM ADDRESS", "READY", "MODE", "ZXID", "ZNODES", "SYNCED", "VERSION"];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+    };
+    println!("{}", line(&header.map(String::from)));
+    for r in &rows {
+        println!("{}", line(r));
+    }
+    println!("verdict: {}", s.verdict.summary());
 }
 
 /// Reads all of stdin, writes the rewritten stream only when everything succeeded, so a failing
@@ -54,13 +347,23 @@ fn post_render(offline: bool) -> ExitCode {
         eprintln!("kubectl-zkscale post-render: reading stdin: {e}");
         return ExitCode::from(exit::FAILED);
     }
+    // Without --offline the engine will read the live state here; until then both are offline.
     let _ = offline;
-    let out = input;
+    let opts = zkscale::manifest::PostRenderOptions::default();
+    let report = match zkscale::manifest::post_render_owned(input, &opts) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("kubectl-zkscale post-render: {e}");
+            return ExitCode::from(exit::REFUSED);
+        }
+    };
+    for w in &report.warnings {
+        eprintln!("kubectl-zkscale post-render: warning: {w}");
+    }
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(&out).and_then(|_| stdout.flush()) {
+    if let Err(e) = stdout.write_all(&report.output).and_then(|_| stdout.flush()) {
         eprintln!("kubectl-zkscale post-render: writing stdout: {e}");
         return ExitCode::from(exit::FAILED);
     }
-    let _ = exit::REFUSED;
     ExitCode::from(exit::OK)
 }

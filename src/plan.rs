@@ -1,6 +1,1340 @@
-//! Quorum math and the step planner. Pure, no I/O. (Skeleton.)
+//! Quorum math and the step planner. Pure, no I/O.
+//!
+//! # Why one member per step
+//! With q(n) = ⌊n/2⌋+1, q(n) + q(n+1) = n+2 > n+1: any quorum of the old list and any quorum
+//! of the new list share a member, so two leaders can never both hold a quorum, and the new
+//! empty member (1 < q(n+1) for n ≥ 1) can never form a quorum of its own. Jumping two at once
+//! breaks this (1→3: two empty pods are q(3) = 2 and elect one of themselves).
+//!
+//! # ZooKeeper behaviour the plan relies on (3.5+, static config, `reconfigEnabled=false`)
+//! - A server's *view* is the `ZOO_SERVERS` it started with; it never changes while it runs
+//!   (the pod's own env, which is why each [`PodState`] carries it).
+//! - Fast leader election ignores notifications from, or naming, servers outside its own view.
+//! - A (re)started server joins a running leader only if that leader is in its view and a quorum
+//!   *of its own view* (not counting itself) reports leading/following that leader.
+//! - A leader steps down once the followers in its view plus itself fall below its quorum.
+//! - Elections pick the highest (epoch, zxid), then the highest id. A leader also accepts
+//!   followers outside its view (they sync but do not vote).
+//!
+//! [`Ensemble`] models exactly this; the planner runs every step through it to predict what
+//! each action does ([`Expect`]) and refuses plans it predicts to stall or lose data.
+//!
+//! # Step sequences (one member per step; the engine runs the full health gate after each)
+//! - **1→2**: ApplySpec(2) creates pod 1 with an empty volume and the 2-list. It cannot follow
+//!   a standalone server and alone is 1 < q(2) = 2, so it waits (`Deferred`). Restart the old
+//!   standalone server into quorum mode: both elect, FLE picks the highest (epoch, zxid), which
+//!   is the old server with the data (`Election`).
+//! - **n→n+1, n ≥ 2**: ApplySpec(n+1) creates pod n with the new list; n ≥ q(n+1) old members
+//!   report the current leader, so it follows and syncs (`Follow`). Then restart the old members
+//!   with the new list, followers first and the leader last (one election). For n = 2 the first
+//!   follower restart already costs the election (a 2-list leader has no spare vote); the old
+//!   leader then cannot follow the new leader (not in its 2-list) until its own restart.
+//! - **n→n−1, leaver is a follower**: ApplySpec(servers without the leaver, replicas kept so it
+//!   keeps voting), restart the others followers-first/leader-last, then ApplySpec(n−1) and
+//!   Remove. For n ≥ 4 each restarted follower rejoins at once; for 3→2 the first one cannot
+//!   (its 2-list has only the leader left to report) and waits (`Deferred`) until the leader's
+//!   restart makes the two of them elect: one election either way.
+//! - **n→n−1, leaver is the leader**: members whose list lacks the leader cannot follow it, so
+//!   for n ≥ 4 `MoveLeadership` first restarts the leader with the unchanged list (before
+//!   ApplySpec, so the recreated pod still has it): one extra election, then as above. For 3→2
+//!   no move is needed: the first restart waits, the second makes the old leader lose its quorum
+//!   and the two remaining members elect, one election in total. The planner simulates both
+//!   variants and keeps the cheaper one (elections + outage states).
+//! - **2→1**: ApplySpec(1-list, replicas 2), restart the remaining member: it comes back
+//!   standalone with all committed data (every commit of a 2-list needs both), the leaver loses
+//!   its quorum; then ApplySpec(1) and Remove.
+//!
+//! # Re-planning mid-step
+//! `plan` is meant to be called again with fresh state after every step (or after a crash).
+//! A step is *in progress* when some pod's own `ZOO_SERVERS` differs from the StatefulSet's
+//! (`Observed::servers`), when a listed member has no pod yet, or when replicas disagree: the
+//! pods' old list and the StatefulSet's list must then be one member apart, and the first step
+//! of the plan finishes that step (`resumed: true`) before planning on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::model::{Addressing, Member, ModelError, Role, ServerList};
+
+/// Largest ensemble the planner will scale to.
+pub const MAX_ENSEMBLE: u32 = 15;
 
 /// Votes needed for a quorum of `n` voters.
 pub fn quorum(n: usize) -> usize {
     n / 2 + 1
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("target size 0 would delete the ensemble; refusing")]
+    ZeroTarget,
+    #[error("target size {target} is above the supported maximum of {max}")]
+    TargetTooLarge { target: u32, max: u32 },
+    #[error("the StatefulSet's server list is empty")]
+    EmptyServerList,
+    #[error("the ensemble has observers; the planner only handles participants")]
+    Observers,
+    #[error("no leader: the ensemble is not serving (wait for an election, then plan again)")]
+    NoLeader,
+    #[error("server(s) {ids:?} are not synced with the leader yet (wait, then plan again)")]
+    NotSynced { ids: Vec<u32> },
+    #[error("the new member in pod {ordinal} would get server id {id}, which is already taken")]
+    IdConflict { ordinal: u32, id: u32 },
+    #[error("unexpected ensemble state: {0}")]
+    UnexpectedState(String),
+    #[error("step {from}→{to} fails the ensemble model: {reason}")]
+    Unsafe { from: u32, to: u32, reason: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// One pod of the StatefulSet as observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodState {
+    pub ordinal: u32,
+    /// Server id the pod runs with (its `myid`).
+    pub id: u32,
+    /// `ZOO_SERVERS` from the pod's own spec: the view it started with (fixed for its life).
+    pub view: ServerList,
+    /// ZooKeeper in the pod is up; false while it is pending, restarting or crash-looping.
+    pub running: bool,
+}
+
+/// Live state as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// `ZOO_SERVERS` in the StatefulSet's pod template now.
+    pub servers: ServerList,
+    pub addressing: Addressing,
+    /// `minServerId`: a pod starting with an empty volume gets id `ordinal + min_server_id`.
+    pub min_server_id: u32,
+    pub sts_name: String,
+    /// The StatefulSet's `spec.replicas` now.
+    pub replicas: u32,
+    /// Every existing pod (ordinals and their ids are the member ordinals).
+    pub pods: Vec<PodState>,
+    /// Server id of the leader; a standalone server counts as the leader of 1.
+    pub leader: Option<u32>,
+    /// Ids the leader counts as synced, plus the leader itself.
+    pub synced: BTreeSet<u32>,
+}
+
+impl Observed {
+    /// A settled ensemble: one running, synced pod per member, all started with `servers`.
+    /// Ordinals come from the addressing, else `id − min_server_id`.
+    pub fn settled(
+        servers: ServerList,
+        addressing: Addressing,
+        min_server_id: u32,
+        sts_name: impl Into<String>,
+        leader: Option<u32>,
+    ) -> Result<Observed, PlanError> {
+        let mut pods = Vec::new();
+        for m in servers.members() {
+            let ordinal = addressing
+                .ordinal_of_host(&m.host)
+                .or_else(|| m.id.checked_sub(min_server_id))
+                .ok_or_else(|| {
+                    PlanError::UnexpectedState(format!("no pod ordinal for server {}", m.id))
+                })?;
+            pods.push(PodState {
+                ordinal,
+                id: m.id,
+                view: servers.clone(),
+                running: true,
+            });
+        }
+        Ok(Observed {
+            replicas: servers.len() as u32,
+            synced: servers.ids(),
+            servers,
+            addressing,
+            min_server_id,
+            sts_name: sts_name.into(),
+            pods,
+            leader,
+        })
+    }
+}
+
+/// What the engine should see once a start/restart is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// Rejoins the serving leader without an election; wait until it follows and is synced.
+    Follow,
+    /// Costs an election (an outage): wait until a leader serves again and it follows or leads.
+    Election,
+    /// Stays LOOKING by design until a later action of the same step; wait only until
+    /// ZooKeeper answers (`ruok`). The step's later actions resolve it.
+    Deferred,
+    /// Comes back as a standalone server (1-entry list).
+    Standalone,
+}
+
+/// One thing the engine does, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Patch the StatefulSet: pod template `ZOO_SERVERS = servers`, `updateStrategy: OnDelete`
+    /// (so the patch itself restarts nothing), `replicas`. Raising replicas makes the controller
+    /// create the new pod at once (Parallel); lowering it deletes the highest pod.
+    ApplySpec { replicas: u32, servers: ServerList },
+    /// Wait for the new pod (created by ApplySpec), which must start with an empty data volume
+    /// so setup.sh gives it `id = ordinal + minServerId` (delete any stale PVC beforehand).
+    StartNew {
+        ordinal: u32,
+        id: u32,
+        expect: Expect,
+    },
+    /// Delete the pod; it comes back with the current template's list. Wait per `expect`.
+    Restart {
+        ordinal: u32,
+        id: u32,
+        expect: Expect,
+    },
+    /// Restart the leader with its *unchanged* list so another member leads; wait until a
+    /// different server leads and this one follows. The following restarts were ordered for
+    /// the predicted new leader: recompute with [`restart_order`] if another one won.
+    MoveLeadership { ordinal: u32, id: u32 },
+    /// After ApplySpec lowered replicas: wait until the pod is gone, then delete/report its PVC.
+    Remove { ordinal: u32, id: u32 },
+}
+
+/// One size change by exactly one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub from: u32,
+    pub to: u32,
+    /// The list after this step.
+    pub servers: ServerList,
+    pub actions: Vec<Action>,
+    /// Finishes a step that was already under way when planning.
+    pub resumed: bool,
+    /// Leader the actions were ordered for (observed for the first step, predicted later).
+    pub assumed_leader: Option<u32>,
+    /// Elections the model predicts for this step.
+    pub predicted_elections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub from: u32,
+    pub to: u32,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// Order to restart `members` (`(ordinal, id)`) in: followers by ordinal, the leader last, so
+/// leadership changes at most once. Recompute when the leader changes mid-step.
+pub fn restart_order(members: &[(u32, u32)], leader: Option<u32>) -> Vec<u32> {
+    let mut v: Vec<(bool, u32)> = members
+        .iter()
+        .map(|&(ordinal, id)| (Some(id) == leader, ordinal))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, o)| o).collect()
+}
+
+/// Plans the way from the observed state to `target` members (see the module docs).
+pub fn plan(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
+    if target == 0 {
+        return Err(PlanError::ZeroTarget);
+    }
+    if target > MAX_ENSEMBLE {
+        return Err(PlanError::TargetTooLarge {
+            target,
+            max: MAX_ENSEMBLE,
+        });
+    }
+    let mut ens = Ensemble::from_observed(obs)?;
+    let mut steps = Vec::new();
+    let from = match in_progress(&ens)? {
+        Some((old, new)) => {
+            let (step, next) = best_step(&ens, &old, &new, true, &obs.addressing)?;
+            steps.push(step);
+            ens = next;
+            old.len()
+        }
+        None => ens.spec.len(),
+    };
+    while ens.spec.len() as u32 != target {
+        let cur = ens.spec.clone();
+        let new = if (cur.len() as u32) < target {
+            grown(&ens, &cur, &obs.addressing)?
+        } else {
+            shrunk(&ens, &cur)?
+        };
+        let (step, next) = best_step(&ens, &cur, &new, false, &obs.addressing)?;
+        steps.push(step);
+        ens = next;
+    }
+    Ok(Plan {
+        from: from as u32,
+        to: target,
+        steps,
+    })
+}
+
+/// `(id → ordinal)` for every member of `list`, which must be pods `0..n`.
+fn member_ordinals(ens: &Ensemble, list: &ServerList) -> Result<BTreeMap<u32, u32>, PlanError> {
+    let mut out = BTreeMap::new();
+    for m in list.members() {
+        let pod = ens
+            .pods
+            .values()
+            .find(|p| p.id == m.id)
+            .ok_or_else(|| PlanError::UnexpectedState(format!("server {} has no pod", m.id)))?;
+        out.insert(m.id, pod.ordinal);
+    }
+    let ords: BTreeSet<u32> = out.values().copied().collect();
+    if ords != (0..list.len() as u32).collect() {
+        return Err(PlanError::UnexpectedState(format!(
+            "members run in pods {ords:?}, expected ordinals 0..{}",
+            list.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// `cur` plus a member for the next ordinal, addressed and spelled like the existing ones.
+fn grown(
+    ens: &Ensemble,
+    cur: &ServerList,
+    addressing: &Addressing,
+) -> Result<ServerList, PlanError> {
+    let ords = member_ordinals(ens, cur)?;
+    let ordinal = cur.len() as u32;
+    let id = ordinal + ens.min_server_id;
+    if cur.get(id).is_some() {
+        return Err(PlanError::IdConflict { ordinal, id });
+    }
+    let last = cur
+        .members()
+        .iter()
+        .max_by_key(|m| ords[&m.id])
+        .ok_or(PlanError::EmptyServerList)?;
+    let all_say_participant = cur
+        .members()
+        .iter()
+        .all(|m| m.role == Some(Role::Participant));
+    let member = Member {
+        id,
+        host: addressing.address_for(ordinal),
+        peer_port: last.peer_port,
+        election_port: last.election_port,
+        role: all_say_participant.then_some(Role::Participant),
+        client: last.client.clone(),
+    };
+    Ok(cur.with_member_added(member)?)
+}
+
+/// `cur` without the member in the highest ordinal (the pod a scale-down deletes).
+fn shrunk(ens: &Ensemble, cur: &ServerList) -> Result<ServerList, PlanError> {
+    let ords = member_ordinals(ens, cur)?;
+    let (&id, _) = ords
+        .iter()
+        .max_by_key(|(_, &o)| o)
+        .ok_or(PlanError::EmptyServerList)?;
+    Ok(cur.without_member(id)?)
+}
+
+/// The step under way, as `(list the stale pods run, StatefulSet's list)`, if any.
+fn in_progress(ens: &Ensemble) -> Result<Option<(ServerList, ServerList)>, PlanError> {
+    let spec = &ens.spec;
+    let stale: Vec<&SimMember> = ens
+        .pods
+        .values()
+        .filter(|p| !p.list.same_ensemble(spec))
+        .collect();
+    let missing: Vec<&Member> = spec
+        .members()
+        .iter()
+        .filter(|m| !ens.pods.values().any(|p| p.id == m.id))
+        .collect();
+    if stale.is_empty() && missing.is_empty() && ens.replicas as usize == spec.len() {
+        let down: Vec<u32> = ens
+            .pods
+            .values()
+            .filter(|p| p.state == PeerState::Down)
+            .map(|p| p.ordinal)
+            .collect();
+        if !down.is_empty() {
+            return Err(PlanError::UnexpectedState(format!(
+                "pod(s) {down:?} are not running"
+            )));
+        }
+        return Ok(None);
+    }
+    let old = if let Some(first) = stale.first() {
+        if let Some(other) = stale.iter().find(|p| !p.list.same_ensemble(&first.list)) {
+            return Err(PlanError::UnexpectedState(format!(
+                "pods {} and {} run with different server lists, neither the StatefulSet's",
+                first.ordinal, other.ordinal
+            )));
+        }
+        first.list.clone()
+    } else if let [m] = missing.as_slice() {
+        spec.without_member(m.id)?
+    } else {
+        return Err(PlanError::UnexpectedState(format!(
+            "StatefulSet has {} replicas for {} servers and {} pods",
+            ens.replicas,
+            spec.len(),
+            ens.pods.len()
+        )));
+    };
+    let (o, n) = (old.ids(), spec.ids());
+    let one_apart = o.symmetric_difference(&n).count() == 1
+        && o.intersection(&n).all(|id| {
+            let (a, b) = (old.get(*id), spec.get(*id));
+            a.map(Member::quorum_address) == b.map(Member::quorum_address)
+        });
+    if !one_apart {
+        return Err(PlanError::UnexpectedState(format!(
+            "pods run with `{}` but the StatefulSet has `{}`: not one step apart",
+            old.to_env(),
+            spec.to_env()
+        )));
+    }
+    Ok(Some((old, spec.clone())))
+}
+
+/// Runs the step through the model, with and (when the leaver leads) without moving
+/// leadership first; returns the cheaper sequence that ends settled.
+fn best_step(
+    ens: &Ensemble,
+    old: &ServerList,
+    new: &ServerList,
+    resumed: bool,
+    addressing: &Addressing,
+) -> Result<(Step, Ensemble), PlanError> {
+    let leaver_leads = new.len() < old.len()
+        && ens
+            .serving
+            .is_some_and(|l| old.get(l).is_some() && new.get(l).is_none());
+    let plain = run_step(ens, old, new, resumed, false, addressing);
+    if !leaver_leads {
+        return plain.map(|(s, e, _)| (s, e));
+    }
+    let moved = run_step(ens, old, new, resumed, true, addressing);
+    match (plain, moved) {
+        (Ok(a), Ok(b)) => Ok(if b.2 < a.2 { (b.0, b.1) } else { (a.0, a.1) }),
+        (Ok(a), Err(_)) => Ok((a.0, a.1)),
+        (Err(_), Ok(b)) => Ok((b.0, b.1)),
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+fn run_step(
+    ens: &Ensemble,
+    old: &ServerList,
+    new: &ServerList,
+    resumed: bool,
+    move_first: bool,
+    addressing: &Addressing,
+) -> Result<(Step, Ensemble, u32), PlanError> {
+    let (from, to) = (old.len() as u32, new.len() as u32);
+    let fail = |reason: String| PlanError::Unsafe { from, to, reason };
+    let mut e = ens.clone();
+    let (elections0, cost0) = (e.elections, e.elections + e.outages);
+    let assumed_leader = e.serving;
+    let mut actions = Vec::new();
+    let up = to > from;
+
+    // The leaver is always the highest ordinal (what a StatefulSet scale-down deletes).
+    let leaver = if up {
+        None
+    } else {
+        let x = old
+            .members()
+            .iter()
+            .find(|m| new.get(m.id).is_none())
+            .ok_or_else(|| fail("no member leaves".into()))?;
+        if let Some(p) = e.pods.values().find(|p| p.id == x.id) {
+            if p.ordinal != to {
+                return Err(PlanError::UnexpectedState(format!(
+                    "leaving server {} runs in pod {}, not in the highest ordinal {to}",
+                    x.id, p.ordinal
+                )));
+            }
+        }
+        Some((to, x.id))
+    };
+    let newcomer = if up {
+        let m = new
+            .members()
+            .iter()
+            .find(|m| old.get(m.id).is_none())
+            .ok_or_else(|| fail("no member joins".into()))?;
+        let ordinal = from;
+        if m.id != ordinal + e.min_server_id {
+            return Err(PlanError::UnexpectedState(format!(
+                "new server {} would run in pod {ordinal}, whose empty volume gets id {}",
+                m.id,
+                ordinal + e.min_server_id
+            )));
+        }
+        if addressing
+            .ordinal_of_host(&m.host)
+            .is_some_and(|o| o != ordinal)
+        {
+            return Err(PlanError::UnexpectedState(format!(
+                "new server {} has host {}, which is not pod {ordinal}'s address",
+                m.id, m.host
+            )));
+        }
+        Some((ordinal, m.id))
+    } else {
+        None
+    };
+
+    if move_first {
+        let (xo, xi) = leaver.ok_or_else(|| fail("nothing to move".into()))?;
+        // The recreated pod takes the template's list, so it must still be the old one.
+        if !e.spec.same_ensemble(old) {
+            let replicas = e.replicas;
+            exec(
+                &mut e,
+                &mut actions,
+                Action::ApplySpec {
+                    replicas,
+                    servers: old.clone(),
+                },
+            )
+            .map_err(fail)?;
+        }
+        exec(
+            &mut e,
+            &mut actions,
+            Action::MoveLeadership {
+                ordinal: xo,
+                id: xi,
+            },
+        )
+        .map_err(fail)?;
+    }
+
+    // Keep the leaver's pod (and vote) until the others run the new list.
+    let keep_leaver = leaver.is_some_and(|(xo, _)| e.pods.contains_key(&xo) && e.replicas > xo);
+    let want_replicas = if keep_leaver { from } else { to };
+    if !e.spec.same_ensemble(new) || e.replicas != want_replicas {
+        exec(
+            &mut e,
+            &mut actions,
+            Action::ApplySpec {
+                replicas: want_replicas,
+                servers: new.clone(),
+            },
+        )
+        .map_err(fail)?;
+    }
+    if let Some((ordinal, id)) = newcomer {
+        let was_running = ens
+            .pods
+            .get(&ordinal)
+            .is_some_and(|p| p.state != PeerState::Down);
+        if !was_running {
+            let a = Action::StartNew {
+                ordinal,
+                id,
+                expect: Expect::Follow,
+            };
+            exec(&mut e, &mut actions, a).map_err(fail)?;
+        }
+    }
+    for _ in 0..=2 * e.pods.len() {
+        let stale: Vec<(u32, u32)> = e
+            .pods
+            .values()
+            .filter(|p| new.get(p.id).is_some())
+            .filter(|p| p.state == PeerState::Down || !p.list.same_ensemble(new))
+            .map(|p| (p.ordinal, p.id))
+            .collect();
+        let Some(&ordinal) = restart_order(&stale, e.serving).first() else {
+            break;
+        };
+        let id = e.pods[&ordinal].id;
+        exec(
+            &mut e,
+            &mut actions,
+            Action::Restart {
+                ordinal,
+                id,
+                expect: Expect::Follow,
+            },
+        )
+        .map_err(fail)?;
+    }
+    if let Some((ordinal, id)) = leaver {
+        if e.replicas != to {
+            exec(
+                &mut e,
+                &mut actions,
+                Action::ApplySpec {
+                    replicas: to,
+                    servers: new.clone(),
+                },
+            )
+            .map_err(fail)?;
+        }
+        exec(&mut e, &mut actions, Action::Remove { ordinal, id }).map_err(fail)?;
+    }
+    e.check_settled(new).map_err(fail)?;
+    let cost = e.elections + e.outages - cost0;
+    let step = Step {
+        from,
+        to,
+        servers: new.clone(),
+        actions,
+        resumed,
+        assumed_leader,
+        predicted_elections: e.elections - elections0,
+    };
+    Ok((step, e, cost))
+}
+
+/// Applies `a` to the model and records it with the predicted outcome filled in.
+fn exec(e: &mut Ensemble, actions: &mut Vec<Action>, mut a: Action) -> Result<(), String> {
+    let outcome = e.apply(&a, &mut |_| {})?;
+    if let (Some(x), Action::StartNew { expect, .. } | Action::Restart { expect, .. }) =
+        (outcome, &mut a)
+    {
+        *expect = x;
+    }
+    actions.push(a);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ensemble model
+
+/// The voters of a server list and whether it makes ZooKeeper run standalone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub voters: BTreeSet<u32>,
+    pub standalone: bool,
+}
+
+impl View {
+    pub fn of(list: &ServerList) -> View {
+        View {
+            voters: list.voters().map(|m| m.id).collect(),
+            standalone: list.is_standalone(),
+        }
+    }
+    pub fn quorum(&self) -> usize {
+        quorum(self.voters.len())
+    }
+    pub fn has(&self, id: u32) -> bool {
+        self.voters.contains(&id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Down,
+    Looking,
+    Following(u32),
+    Leading,
+    Standalone,
+}
+
+/// A pod in the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMember {
+    pub ordinal: u32,
+    pub id: u32,
+    /// The list it started with, and its view.
+    pub list: ServerList,
+    pub view: View,
+    pub state: PeerState,
+    /// Holds every committed transaction. False for empty volumes and for servers that were
+    /// down or not following while some leader served (it may have committed without them).
+    pub up_to_date: bool,
+}
+
+/// Abstract ensemble: pods, their views, leadership and who may lack committed data.
+/// Elections and joins follow the rules in the module docs; the state is settled after every
+/// change. Serving leaders that lack data, or two serving at once, are recorded as violations.
+#[derive(Debug, Clone)]
+pub struct Ensemble {
+    pods: BTreeMap<u32, SimMember>,
+    spec: ServerList,
+    replicas: u32,
+    min_server_id: u32,
+    violations: Vec<String>,
+    elections: u32,
+    outages: u32,
+    serving: Option<u32>,
+}
+
+impl Ensemble {
+    /// The model of an observed state. Refuses states the planner must not act on: no leader,
+    /// observers, or members that are not synced although they could follow the leader
+    /// (they are still syncing). Unsynced members that cannot follow it (their list lacks it,
+    /// e.g. mid-step) are taken as LOOKING and lacking data.
+    pub fn from_observed(obs: &Observed) -> Result<Ensemble, PlanError> {
+        if obs.servers.is_empty() {
+            return Err(PlanError::EmptyServerList);
+        }
+        let has_observer = |l: &ServerList| l.voters().count() != l.len();
+        if has_observer(&obs.servers) || obs.pods.iter().any(|p| has_observer(&p.view)) {
+            return Err(PlanError::Observers);
+        }
+        let leader = obs.leader.ok_or(PlanError::NoLeader)?;
+        let mut pods = BTreeMap::new();
+        let mut ids = BTreeSet::new();
+        for p in &obs.pods {
+            if !ids.insert(p.id) {
+                return Err(PlanError::UnexpectedState(format!(
+                    "two pods run server id {}",
+                    p.id
+                )));
+            }
+            let view = View::of(&p.view);
+            let synced = p.running && obs.synced.contains(&p.id);
+            let state = if !p.running || (!view.standalone && !view.has(p.id)) {
+                PeerState::Down
+            } else if p.id == leader && view.standalone {
+                PeerState::Standalone
+            } else if p.id == leader {
+                PeerState::Leading
+            } else if synced {
+                if !view.has(leader) {
+                    return Err(PlanError::UnexpectedState(format!(
+                        "server {} is reported synced with leader {leader}, which is not in its list",
+                        p.id
+                    )));
+                }
+                PeerState::Following(leader)
+            } else {
+                PeerState::Looking
+            };
+            let sim = SimMember {
+                ordinal: p.ordinal,
+                id: p.id,
+                list: p.view.clone(),
+                view,
+                state,
+                up_to_date: synced || (p.id == leader && p.running),
+            };
+            if pods.insert(p.ordinal, sim).is_some() {
+                return Err(PlanError::UnexpectedState(format!(
+                    "two pods with ordinal {}",
+                    p.ordinal
+                )));
+            }
+        }
+        if !pods.values().any(|p| {
+            p.id == leader && matches!(p.state, PeerState::Leading | PeerState::Standalone)
+        }) {
+            return Err(PlanError::UnexpectedState(format!(
+                "leader {leader} has no running pod listing it"
+            )));
+        }
+        let mut e = Ensemble {
+            pods,
+            spec: obs.servers.clone(),
+            replicas: obs.replicas,
+            min_server_id: obs.min_server_id,
+            violations: Vec::new(),
+            elections: 0,
+            outages: 0,
+            serving: Some(leader),
+        };
+        let syncing: Vec<u32> = e
+            .pods
+            .values()
+            .filter(|p| p.state == PeerState::Looking && e.can_join(p, leader))
+            .map(|p| p.id)
+            .collect();
+        if !syncing.is_empty() {
+            return Err(PlanError::NotSynced { ids: syncing });
+        }
+        e.settle();
+        if e.serving != Some(leader) || !e.violations.is_empty() {
+            return Err(PlanError::UnexpectedState(format!(
+                "leader {leader} does not hold a quorum of synced followers in its list {}",
+                e.violations.join("; ")
+            )));
+        }
+        Ok(e)
+    }
+
+    pub fn pods(&self) -> impl Iterator<Item = &SimMember> {
+        self.pods.values()
+    }
+    pub fn spec(&self) -> &ServerList {
+        &self.spec
+    }
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+    /// Id of the serving leader (or standalone server), if exactly one serves.
+    pub fn serving_leader(&self) -> Option<u32> {
+        self.serving
+    }
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+    /// Leader changes (including re-elections after an outage) so far.
+    pub fn elections(&self) -> u32 {
+        self.elections
+    }
+    /// Settled states in which nobody served.
+    pub fn outages(&self) -> u32 {
+        self.outages
+    }
+
+    /// This state as the engine would observe it (for re-planning mid-way).
+    pub fn observed(&self, base: &Observed) -> Observed {
+        let synced = self
+            .pods
+            .values()
+            .filter(|p| p.up_to_date)
+            .filter(|p| match p.state {
+                PeerState::Leading | PeerState::Standalone => true,
+                PeerState::Following(l) => Some(l) == self.serving,
+                _ => false,
+            })
+            .map(|p| p.id)
+            .collect();
+        Observed {
+            servers: self.spec.clone(),
+            addressing: base.addressing.clone(),
+            min_server_id: self.min_server_id,
+            sts_name: base.sts_name.clone(),
+            replicas: self.replicas,
+            pods: self
+                .pods
+                .values()
+                .map(|p| PodState {
+                    ordinal: p.ordinal,
+                    id: p.id,
+                    view: p.list.clone(),
+                    running: p.state != PeerState::Down,
+                })
+                .collect(),
+            leader: self.serving,
+            synced,
+        }
+    }
+
+    /// Executes one action; `observe` sees every settled intermediate state. Returns the
+    /// outcome of starts/restarts.
+    pub fn apply(
+        &mut self,
+        action: &Action,
+        observe: &mut dyn FnMut(&Ensemble),
+    ) -> Result<Option<Expect>, String> {
+        match action {
+            Action::ApplySpec { replicas, servers } => {
+                self.spec = servers.clone();
+                self.replicas = *replicas;
+                // The controller deletes pods at or above replicas and creates missing ones
+                // below it from the new template, with empty volumes.
+                self.pods.retain(|&o, _| o < *replicas);
+                for o in 0..*replicas {
+                    if !self.pods.contains_key(&o) {
+                        self.create(o);
+                        self.start(o, true);
+                    }
+                }
+                self.settle();
+                observe(self);
+                Ok(None)
+            }
+            Action::StartNew { ordinal, id, .. } => {
+                let mark = self.elections + self.outages;
+                match self.pods.get(ordinal).map(|p| p.state) {
+                    None if *ordinal < self.replicas => {
+                        self.create(*ordinal);
+                        self.start(*ordinal, true);
+                    }
+                    None => {
+                        return Err(format!(
+                            "no pod {ordinal} to start (replicas {})",
+                            self.replicas
+                        ))
+                    }
+                    Some(PeerState::Down) => self.start(*ordinal, true),
+                    Some(_) => {}
+                }
+                if self.pods[ordinal].id != *id {
+                    return Err(format!(
+                        "pod {ordinal} gets server id {}, not {id}",
+                        self.pods[ordinal].id
+                    ));
+                }
+                self.settle();
+                observe(self);
+                self.outcome(*ordinal, mark).map(Some)
+            }
+            Action::Restart { ordinal, id, .. } | Action::MoveLeadership { ordinal, id } => {
+                let Some(p) = self.pods.get(ordinal) else {
+                    return Err(format!("no pod {ordinal} to restart"));
+                };
+                if p.id != *id {
+                    return Err(format!("pod {ordinal} runs server {}, not {id}", p.id));
+                }
+                let mark = self.elections + self.outages;
+                self.stop(*ordinal);
+                self.settle();
+                observe(self);
+                self.start(*ordinal, false);
+                self.settle();
+                observe(self);
+                if matches!(action, Action::MoveLeadership { .. }) && self.serving == Some(*id) {
+                    return Err(format!(
+                        "server {id} is elected again after moving leadership"
+                    ));
+                }
+                self.outcome(*ordinal, mark).map(Some)
+            }
+            Action::Remove { ordinal, .. } => {
+                if *ordinal < self.replicas {
+                    return Err(format!(
+                        "remove pod {ordinal} while replicas is {}",
+                        self.replicas
+                    ));
+                }
+                if self.pods.remove(ordinal).is_some() {
+                    self.settle();
+                    observe(self);
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn outcome(&self, ordinal: u32, mark: u32) -> Result<Expect, String> {
+        let p = &self.pods[&ordinal];
+        Ok(match p.state {
+            PeerState::Down => {
+                return Err(format!(
+                    "server {} would not start: its id is not in its list",
+                    p.id
+                ))
+            }
+            PeerState::Looking => Expect::Deferred,
+            PeerState::Standalone => Expect::Standalone,
+            _ if self.elections + self.outages > mark => Expect::Election,
+            _ => Expect::Follow,
+        })
+    }
+
+    fn create(&mut self, ordinal: u32) {
+        let sim = SimMember {
+            ordinal,
+            id: ordinal + self.min_server_id,
+            list: self.spec.clone(),
+            view: View::of(&self.spec),
+            state: PeerState::Down,
+            up_to_date: false,
+        };
+        self.pods.insert(ordinal, sim);
+    }
+
+    fn stop(&mut self, ordinal: u32) {
+        if let Some(p) = self.pods.get_mut(&ordinal) {
+            p.state = PeerState::Down;
+        }
+    }
+
+    /// Starts the pod with the template's list; `empty`: a fresh volume.
+    fn start(&mut self, ordinal: u32, empty: bool) {
+        let spec = self.spec.clone();
+        let Some(p) = self.pods.get_mut(&ordinal) else {
+            return;
+        };
+        p.view = View::of(&spec);
+        p.list = spec;
+        if empty {
+            p.up_to_date = false;
+        }
+        p.state = if p.view.standalone {
+            PeerState::Standalone
+        } else if p.view.has(p.id) {
+            PeerState::Looking
+        } else {
+            PeerState::Down // ZooKeeper refuses to start when its id is not listed
+        };
+    }
+
+    /// Would `p` (LOOKING) follow the running leader `leader` (FLE's out-of-election check)?
+    fn can_join(&self, p: &SimMember, leader: u32) -> bool {
+        if p.view.standalone || !p.view.has(leader) {
+            return false;
+        }
+        let support = self
+            .pods
+            .values()
+            .filter(|q| q.ordinal != p.ordinal && p.view.has(q.id))
+            .filter(|q| {
+                (q.id == leader && q.state == PeerState::Leading)
+                    || q.state == PeerState::Following(leader)
+            })
+            .count();
+        support >= p.view.quorum()
+    }
+
+    fn settle(&mut self) {
+        while self.drop_unsupported() || self.join_leaders() || self.elect() {}
+        self.account();
+    }
+
+    /// Leaders without a quorum of their view step down; their followers start looking.
+    fn drop_unsupported(&mut self) -> bool {
+        let mut changed = false;
+        let leaders: Vec<(u32, View)> = self
+            .pods
+            .values()
+            .filter(|p| p.state == PeerState::Leading)
+            .map(|p| (p.id, p.view.clone()))
+            .collect();
+        for (l, view) in leaders {
+            let support = self
+                .pods
+                .values()
+                .filter(|p| view.has(p.id))
+                .filter(|p| p.id == l || p.state == PeerState::Following(l))
+                .count();
+            if support < view.quorum() {
+                for p in self.pods.values_mut().filter(|p| p.id == l) {
+                    p.state = PeerState::Looking;
+                }
+                changed = true;
+            }
+        }
+        let leading: BTreeSet<u32> = self
+            .pods
+            .values()
+            .filter(|p| p.state == PeerState::Leading)
+            .map(|p| p.id)
+            .collect();
+        for p in self.pods.values_mut() {
+            if let PeerState::Following(l) = p.state {
+                if !leading.contains(&l) {
+                    p.state = PeerState::Looking;
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// LOOKING servers join a running leader when their own view allows it.
+    fn join_leaders(&mut self) -> bool {
+        let leaders: Vec<(u32, bool)> = self
+            .pods
+            .values()
+            .filter(|p| p.state == PeerState::Leading)
+            .map(|p| (p.id, p.up_to_date))
+            .collect();
+        let looking: Vec<u32> = self
+            .pods
+            .values()
+            .filter(|p| p.state == PeerState::Looking)
+            .map(|p| p.ordinal)
+            .collect();
+        for o in looking {
+            for &(l, data) in &leaders {
+                if self.can_join(&self.pods[&o], l) {
+                    let p = self.pods.get_mut(&o).expect("looking pod exists");
+                    p.state = PeerState::Following(l);
+                    p.up_to_date = data; // syncs to the leader's history
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// One election round among LOOKING servers: each prefers the best (up to date, id) server
+    /// it may vote for; a server preferred by itself and by a quorum of its view leads, and
+    /// supporters whose own view sees a quorum follow it.
+    fn elect(&mut self) -> bool {
+        let looking: Vec<&SimMember> = self
+            .pods
+            .values()
+            .filter(|p| p.state == PeerState::Looking && p.view.has(p.id))
+            .collect();
+        let key = |p: &SimMember| (p.up_to_date, p.id);
+        let pref: BTreeMap<u32, u32> = looking
+            .iter()
+            .map(|p| {
+                let best = looking
+                    .iter()
+                    .filter(|q| p.view.has(q.id))
+                    .max_by_key(|q| key(q))
+                    .map_or(p.id, |q| q.id);
+                (p.id, best)
+            })
+            .collect();
+        let mut cands: Vec<&SimMember> = looking.clone();
+        cands.sort_by_key(|p| std::cmp::Reverse(key(p)));
+        for c in cands {
+            if pref[&c.id] != c.id {
+                continue;
+            }
+            let sup: Vec<&SimMember> = looking
+                .iter()
+                .copied()
+                .filter(|p| pref[&p.id] == c.id)
+                .collect();
+            if sup.iter().filter(|p| c.view.has(p.id)).count() < c.view.quorum() {
+                continue;
+            }
+            let (leader, data) = (c.id, c.up_to_date);
+            let followers: Vec<u32> = sup
+                .iter()
+                .filter(|p| p.id != leader)
+                .filter(|p| sup.iter().filter(|q| p.view.has(q.id)).count() >= p.view.quorum())
+                .map(|p| p.ordinal)
+                .collect();
+            for p in self.pods.values_mut() {
+                if p.id == leader {
+                    p.state = PeerState::Leading;
+                } else if followers.contains(&p.ordinal) {
+                    p.state = PeerState::Following(leader);
+                    p.up_to_date = data;
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Records violations, elections and outages; while an up-to-date leader serves it may
+    /// commit, so everyone outside its group may now lack data.
+    fn account(&mut self) {
+        let serving: Vec<(u32, bool)> = self
+            .pods
+            .values()
+            .filter(|p| matches!(p.state, PeerState::Leading | PeerState::Standalone))
+            .map(|p| (p.id, p.up_to_date))
+            .collect();
+        if serving.len() > 1 {
+            let ids: Vec<u32> = serving.iter().map(|s| s.0).collect();
+            self.violations.push(format!(
+                "split brain: servers {ids:?} serve at the same time"
+            ));
+        }
+        for &(id, data) in &serving {
+            if !data {
+                self.violations.push(format!(
+                    "server {id} serves without all committed data: data loss"
+                ));
+            }
+        }
+        let Some(&(leader, data)) = serving.first() else {
+            self.outages += 1;
+            self.serving = None;
+            return;
+        };
+        if self.serving != Some(leader) {
+            self.elections += 1;
+            self.serving = Some(leader);
+        }
+        if data {
+            for p in self.pods.values_mut() {
+                if p.id != leader && p.state != PeerState::Following(leader) {
+                    p.up_to_date = false;
+                }
+            }
+        }
+    }
+
+    /// End of a step: replicas and pods match `list`, all run it, one leader, all synced.
+    pub fn check_settled(&self, list: &ServerList) -> Result<(), String> {
+        if !self.violations.is_empty() {
+            return Err(self.violations.join("; "));
+        }
+        if self.replicas as usize != list.len() || self.pods.len() != list.len() {
+            return Err(format!(
+                "{} replicas and {} pods for {} servers",
+                self.replicas,
+                self.pods.len(),
+                list.len()
+            ));
+        }
+        let leader = self.serving.ok_or("nobody serves at the end of the step")?;
+        for p in self.pods.values() {
+            if list.get(p.id).is_none() || !p.list.same_ensemble(list) {
+                return Err(format!("pod {} does not run the step's list", p.ordinal));
+            }
+            let ok = match p.state {
+                PeerState::Leading | PeerState::Standalone => p.id == leader,
+                PeerState::Following(l) => l == leader,
+                _ => false,
+            };
+            if !ok || !p.up_to_date {
+                return Err(format!(
+                    "server {} is {:?}, not synced with leader {leader}",
+                    p.id, p.state
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart(n: u32) -> Observed {
+        let env: Vec<String> = (0..n)
+            .map(|o| format!("zk-{o}.zk-hs.ns.svc.cluster.local:2888:3888::{}", o + 1))
+            .collect();
+        let list = ServerList::parse_env(&(env.join(" ") + " ")).unwrap();
+        let addr =
+            Addressing::from_template("zk-{ordinal}.zk-hs.ns.svc.cluster.local", "zk").unwrap();
+        Observed::settled(list, addr, 1, "zk", Some(n)).unwrap()
+    }
+
+    fn kinds(s: &Step) -> Vec<String> {
+        s.actions
+            .iter()
+            .map(|a| match a {
+                Action::ApplySpec { replicas, .. } => format!("spec{replicas}"),
+                Action::StartNew {
+                    ordinal, expect, ..
+                } => format!("new{ordinal}:{expect:?}"),
+                Action::Restart {
+                    ordinal, expect, ..
+                } => format!("restart{ordinal}:{expect:?}"),
+                Action::MoveLeadership { ordinal, .. } => format!("move{ordinal}"),
+                Action::Remove { ordinal, .. } => format!("remove{ordinal}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quorum_math() {
+        assert_eq!((1..=6).map(quorum).collect::<Vec<_>>(), [1, 2, 2, 3, 3, 4]);
+        for n in 1..20 {
+            assert!(quorum(n) + quorum(n + 1) > n + 1);
+        }
+    }
+
+    #[test]
+    fn order_puts_leader_last() {
+        assert_eq!(restart_order(&[(2, 3), (0, 1), (1, 2)], Some(1)), [1, 2, 0]);
+        assert_eq!(restart_order(&[(1, 2), (0, 1)], None), [0, 1]);
+    }
+
+    #[test]
+    fn sequences() {
+        let p = plan(&chart(1), 2).unwrap();
+        assert_eq!(
+            kinds(&p.steps[0]),
+            ["spec2", "new1:Deferred", "restart0:Election"]
+        );
+        let p = plan(&chart(2), 3).unwrap();
+        assert_eq!(
+            kinds(&p.steps[0]),
+            [
+                "spec3",
+                "new2:Follow",
+                "restart0:Election",
+                "restart1:Follow"
+            ]
+        );
+        let p = plan(&chart(3), 4).unwrap();
+        assert_eq!(
+            kinds(&p.steps[0]),
+            [
+                "spec4",
+                "new3:Follow",
+                "restart0:Follow",
+                "restart1:Follow",
+                "restart2:Election"
+            ]
+        );
+        // leader (id 3) leaves 3→2: no move, one election
+        let p = plan(&chart(3), 2).unwrap();
+        assert_eq!(
+            kinds(&p.steps[0]),
+            [
+                "spec3",
+                "restart0:Deferred",
+                "restart1:Election",
+                "spec2",
+                "remove2"
+            ]
+        );
+        assert_eq!(p.steps[0].predicted_elections, 1);
+        // leader leaves 4→3: move first
+        let p = plan(&chart(4), 3).unwrap();
+        assert_eq!(
+            kinds(&p.steps[0]),
+            [
+                "move3",
+                "spec4",
+                "restart0:Follow",
+                "restart1:Follow",
+                "restart2:Election",
+                "spec3",
+                "remove3"
+            ]
+        );
+        // follower leaves 4→3
+        let mut o = chart(4);
+        o.leader = Some(1);
+        let p = plan(&o, 3).unwrap();
+        assert_eq!(
+            kinds(&p.steps[0]),
+            [
+                "spec4",
+                "restart1:Follow",
+                "restart2:Follow",
+                "restart0:Election",
+                "spec3",
+                "remove3"
+            ]
+        );
+        let p = plan(&chart(2), 1).unwrap();
+        assert_eq!(
+            kinds(&p.steps[0]),
+            ["spec2", "restart0:Standalone", "spec1", "remove1"]
+        );
+        assert!(p.steps[0].servers.is_standalone());
+        assert!(plan(&chart(3), 3).unwrap().is_empty());
+        assert_eq!(plan(&chart(3), 0), Err(PlanError::ZeroTarget));
+        assert!(matches!(
+            plan(&chart(3), 16),
+            Err(PlanError::TargetTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_unhealthy() {
+        let mut o = chart(3);
+        o.leader = None;
+        assert_eq!(plan(&o, 4), Err(PlanError::NoLeader));
+        let mut o = chart(3);
+        o.synced.remove(&1);
+        assert_eq!(plan(&o, 4), Err(PlanError::NotSynced { ids: vec![1] }));
+    }
+
+    #[test]
+    fn serializes() {
+        let p = plan(&chart(1), 2).unwrap();
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(j["steps"][0]["actions"][1]["action"], "start_new");
+        assert_eq!(j["steps"][0]["actions"][1]["expect"], "deferred");
+        assert!(j["steps"][0]["servers"]["env"]
+            .as_str()
+            .unwrap()
+            .ends_with("::2 "));
+    }
 }

@@ -540,7 +540,9 @@ pub fn verdict(gate: &Gate, observations: &[MemberObservation]) -> Verdict {
                     baseline: b.znode_count,
                 });
             }
-            if l.srvr.zxid < b.leader_zxid {
+            // (e, 0) is a new leader's epoch before its first commit: it names no transaction, and
+            // members keep reporting the previous epoch's last zxid, so it proves nothing lost.
+            if b.leader_zxid.counter() > 0 && l.srvr.zxid < b.leader_zxid {
                 failures.push(Failure::LeaderZxidBelowBaseline {
                     id: l.id,
                     zxid: l.srvr.zxid,

@@ -38,6 +38,9 @@ impl fmt::Display for FourLetter {
     }
 }
 
+/// See [`four_letter`]: how long a started answer may pause before it counts as complete.
+const ANSWER_IDLE: Duration = Duration::from_millis(400);
+
 /// Sends `cmd` on a fresh connection to a ZooKeeper client port and reads the answer until the
 /// server closes the connection. `read_timeout` bounds the whole exchange. An empty answer is
 /// returned as is (`ruok` on a server that is not running answers nothing).
@@ -55,7 +58,17 @@ where
         let mut answer = Vec::new();
         let mut chunk = [0u8; 8192];
         loop {
-            let n = stream.read(&mut chunk).await?;
+            // ZooKeeper answers in one write and closes. Over the API server's websocket
+            // port-forward the close does not always arrive, so once an answer has started, a
+            // pause of ANSWER_IDLE ends it too.
+            let n = if answer.is_empty() {
+                stream.read(&mut chunk).await?
+            } else {
+                match timeout(ANSWER_IDLE, stream.read(&mut chunk)).await {
+                    Ok(n) => n?,
+                    Err(_) => return Ok(Ok(answer)),
+                }
+            };
             if n == 0 {
                 return Ok(Ok(answer));
             }

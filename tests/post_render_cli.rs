@@ -1,0 +1,226 @@
+//! The built binary as Helm runs it: `kubectl-zkscale post-render --offline`, stream on stdin.
+//! Good input: exit 0, stdout byte-identical to stdin. Bad input: non-zero exit, nothing on
+//! stdout, a message on stderr naming the document.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn run(input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
+        .args(["post-render", "--offline"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl-zkscale");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Write from another thread so a large output cannot deadlock against a full stdin pipe.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait for kubectl-zkscale");
+    writer.join().unwrap().expect("write stdin");
+    out
+}
+
+fn fixtures_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("ZKSCALE_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: fixtures dir {} not found (set ZKSCALE_FIXTURES)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn fixture_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                && path.file_name().is_some_and(|n| n != "Chart.yaml")
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A 3-replica chart output to break in various ways: a fixture when there is one, else a
+/// minimal stream of the same shape.
+fn base() -> String {
+    if let Some(dir) = fixtures_dir() {
+        let p = dir.join("bitnami-zookeeper/13.7.4-replicas-3.yaml");
+        if let Ok(s) = std::fs::read_to_string(p) {
+            return s;
+        }
+    }
+    MINIMAL.to_string()
+}
+
+const MINIMAL: &str = r#"---
+# Source: zookeeper/templates/svc.yaml
+apiVersion: v1
+kind: Service
+metadata:
+  name: zk-zookeeper
+  namespace: zk-test
+spec:
+  type: ClusterIP
+---
+# Source: zookeeper/templates/statefulset.yaml
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: zk-zookeeper
+  namespace: zk-test
+  labels:
+    app.kubernetes.io/name: zookeeper
+    helm.sh/chart: zookeeper-13.7.4
+spec:
+  replicas: 3
+  serviceName: zk-zookeeper-headless
+  template:
+    spec:
+      containers:
+        - name: zookeeper
+          image: docker.io/bitnami/zookeeper:3.9.3-debian-12-r8
+          env:
+            - name: ZOO_LISTEN_ALLIPS_ENABLED
+              value: "no"
+            - name: ZOO_SERVERS
+              value: zk-zookeeper-0.zk-zookeeper-headless.zk-test.svc.cluster.local:2888:3888::1 zk-zookeeper-1.zk-zookeeper-headless.zk-test.svc.cluster.local:2888:3888::2 zk-zookeeper-2.zk-zookeeper-headless.zk-test.svc.cluster.local:2888:3888::3 
+"#;
+
+const STS: &str = "StatefulSet zk-test/zk-zookeeper";
+
+/// Runs a bad input; checks exit, stdout and that stderr names the document and the problem.
+fn assert_refused(input: &[u8], must_mention: &[&str]) {
+    let out = run(input);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "exit 0 for bad input; stderr: {stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout not empty on error: {} bytes",
+        out.stdout.len()
+    );
+    for m in must_mention {
+        assert!(stderr.contains(m), "stderr lacks `{m}`: {stderr}");
+    }
+}
+
+#[test]
+fn every_fixture_passes_through_unchanged() {
+    let Some(dir) = fixtures_dir() else { return };
+    let files = fixture_files(&dir);
+    assert!(!files.is_empty());
+    for path in files {
+        let input = std::fs::read(&path).unwrap();
+        let out = run(&input);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout == input,
+            "{}: stdout differs from stdin",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn empty_input_gives_empty_output() {
+    let out = run(b"");
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn malformed_yaml_is_refused() {
+    let input = base().replacen("  type: ClusterIP\n", "  type: [ClusterIP\n", 1);
+    assert_refused(
+        input.as_bytes(),
+        &[
+            "malformed YAML",
+            "Service zk-test/zk-zookeeper",
+            "document ",
+        ],
+    );
+}
+
+#[test]
+fn non_utf8_is_refused_with_the_offset() {
+    let text = base();
+    let at =
+        text.find("image: docker.io/bitnami/zoo").unwrap() + "image: docker.io/bitnami/zoo".len();
+    let mut input = text.into_bytes();
+    input.insert(at, 0xff);
+    assert_refused(&input, &["not UTF-8", &format!("byte offset {at}"), STS]);
+}
+
+#[test]
+fn unparsable_servers_are_refused() {
+    let text = base();
+    let start = text.find("- name: ZOO_SERVERS").unwrap();
+    let value_at = start + text[start..].find("value: ").unwrap() + "value: ".len();
+    let end = value_at + text[value_at..].find('\n').unwrap();
+    let input = format!("{}not-a-server-list{}", &text[..value_at], &text[end..]);
+    assert_refused(input.as_bytes(), &["ZOO_SERVERS", "does not parse", STS]);
+}
+
+#[test]
+fn duplicate_server_ids_are_refused() {
+    let input = base().replacen(":2888:3888::2 ", ":2888:3888::1 ", 1);
+    assert_refused(input.as_bytes(), &["server id 1 more than once", STS]);
+}
+
+#[test]
+fn missing_servers_env_is_refused() {
+    let input = base().replacen("- name: ZOO_SERVERS\n", "- name: ZOO_SERVERS_X\n", 1);
+    assert_refused(input.as_bytes(), &["no ZOO_SERVERS", STS]);
+}
+
+#[test]
+fn replicas_mismatch_is_a_warning() {
+    let input = base().replacen("  replicas: 3\n", "  replicas: 5\n", 1);
+    let out = run(input.as_bytes());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(out.stdout == input.as_bytes());
+    assert!(
+        stderr.contains("spec.replicas is 5") && stderr.contains(STS),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unrelated_and_odd_streams_pass_through() {
+    for input in [
+        "---\n# Source: x/templates/empty.yaml\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: no\n",
+        "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r\n  name: a\r\n---\r\n",
+        "\u{feff}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n...\n",
+        "# only a comment\n",
+        "%YAML 1.2\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+    ] {
+        let out = run(input.as_bytes());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout == input.as_bytes(), "{input:?}");
+    }
+}
