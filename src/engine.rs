@@ -326,14 +326,23 @@ impl<'p> Engine<'p> {
     }
 
     pub async fn plan(&self, target: u32) -> Result<plan::Plan, EngineError> {
-        let seen = self.see().await?;
-        Ok(plan::plan(&self.observed(&seen)?, target)?)
+        let start = Instant::now();
+        loop {
+            let seen = self.see().await?;
+            match plan::plan(&self.observed(&seen)?, target) {
+                // Mid-election or a follower still catching up: transient, look again.
+                Err(PlanError::NoLeader | PlanError::NotSynced { .. }) if start.elapsed() < self.opts.timeout => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                r => return Ok(r?),
+            }
+        }
     }
 
     /// Scales to `target`, one member per step, gated; returns the final verdict.
     pub async fn scale(&self, target: u32) -> Result<Verdict, EngineError> {
+        let first = self.plan(target).await?;
         let seen = self.see().await?;
-        let first = plan::plan(&self.observed(&seen)?, target)?;
         self.emit(Event::Target {
             namespace: self.namespace.clone(),
             statefulset: self.name.clone(),
@@ -409,8 +418,7 @@ impl<'p> Engine<'p> {
             if !replan {
                 self.gate(&format!("post-step {}→{}", step.from, step.to), baseline, Some(step.to)).await?;
             }
-            let seen = self.see().await?;
-            plan = plan::plan(&self.observed(&seen)?, target)?;
+            plan = self.plan(target).await?;
         }
     }
 
@@ -599,7 +607,7 @@ impl<'p> Engine<'p> {
             let seen = self.see().await?;
             // Exact zxids first; under steady client writes members are asked at slightly different
             // moments, so after a while accept a small lag within the leader's epoch.
-            let lag = if start.elapsed() > Duration::from_secs(15) { WRITE_LAG } else { 0 };
+            let lag = if start.elapsed() > Duration::from_secs(3) { WRITE_LAG } else { 0 };
             let v = seen.verdict(baseline, lag);
             if v.healthy {
                 self.emit(Event::Gate {
@@ -724,7 +732,8 @@ fn in_sync(seen: &Seen, ordinal: u32, id: u32, not_leader: Option<u32>) -> Resul
             if !caught_up(srvr.zxid, lz) {
                 return Err(format!("zxid {} behind leader {leader}'s {lz}", srvr.zxid));
             }
-            if srvr.node_count + 50 < lsrvr.node_count {
+            // Each transaction creates at most one znode, so the count may trail by the zxid lag.
+            if srvr.node_count + WRITE_LAG < lsrvr.node_count {
                 return Err(format!("{} znodes, leader has {}", srvr.node_count, lsrvr.node_count));
             }
             Ok(())
@@ -737,12 +746,12 @@ fn in_sync(seen: &Seen, ordinal: u32, id: u32, not_leader: Option<u32>) -> Resul
 /// asked at slightly different moments.
 const WRITE_LAG: u64 = 500;
 
-/// A follower's zxid has caught up with the leader's: equal, or a little behind in the same epoch
-/// (writes in flight), or the leader is new and has committed nothing yet (followers keep their
+/// A follower's zxid has caught up with the leader's: equal, or a little apart in the same epoch
+/// (writes in flight; the follower may be asked after the leader), or the leader is new and has committed nothing yet (followers keep their
 /// previous zxid until its first commit).
 fn caught_up(follower: zk::Zxid, leader: zk::Zxid) -> bool {
     follower == leader
-        || (follower.epoch() == leader.epoch() && follower.0 <= leader.0 && leader.0 - follower.0 <= WRITE_LAG)
+        || (follower.epoch() == leader.epoch() && follower.0.abs_diff(leader.0) <= WRITE_LAG)
         || (leader.counter() == 0 && follower.0 <= leader.0)
 }
 

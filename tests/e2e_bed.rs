@@ -6,93 +6,8 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::bed::{wait_for, Bed};
-use support::zk_client::ZkClient;
-use zkscale::zk::{observe_all_tcp, verdict, Gate, Timeouts, Verdict};
-
-const STS: &str = "zk-zookeeper";
-const SETTLE: Duration = Duration::from_secs(240);
-
-fn sts_field(bed: &Bed, ns: &str, path: &str) -> String {
-    bed.kubectl_try(&["get", "statefulset", "-n", ns, STS, "-o", &format!("jsonpath={{{path}}}")])
-        .unwrap_or_default()
-}
-
-/// The StatefulSet controller has finished: `n` pods, all Ready, all on the update revision.
-fn wait_rolled(bed: &Bed, ns: &str, n: usize) {
-    wait_for(&format!("StatefulSet rolled out with {n} ready pods"), SETTLE, || {
-        let ready = sts_field(bed, ns, ".status.readyReplicas");
-        let updated = sts_field(bed, ns, ".status.updatedReplicas");
-        let cur = sts_field(bed, ns, ".status.currentRevision");
-        let upd = sts_field(bed, ns, ".status.updateRevision");
-        let want = n.to_string();
-        if ready == want && updated == want && cur == upd {
-            Ok(())
-        } else {
-            Err(format!("ready={ready} updated={updated} current={cur} update={upd}"))
-        }
-    })
-}
-
-/// Observes members `0..n` directly at their pod IPs and returns the verdict for voters 1..=n.
-async fn observe(bed: &Bed, ns: &str, n: usize) -> Verdict {
-    let members: Vec<(u32, String)> = (0..n)
-        .map(|o| {
-            let ip = bed.pod_ip(ns, &format!("{STS}-{o}")).unwrap_or_else(|| "127.0.0.255".into());
-            (o as u32 + 1, format!("{ip}:2181"))
-        })
-        .collect();
-    let obs = observe_all_tcp(&members, Timeouts::default()).await;
-    verdict(&Gate::new(1..=n as u32), &obs)
-}
-
-async fn wait_healthy(bed: &Bed, ns: &str, n: usize) -> Verdict {
-    let start = std::time::Instant::now();
-    loop {
-        let v = observe(bed, ns, n).await;
-        if v.healthy {
-            eprintln!("[{:>5.1}s] {}", start.elapsed().as_secs_f64(), v.summary());
-            return v;
-        }
-        assert!(start.elapsed() < SETTLE, "ensemble never healthy: {}", v.summary());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Writes `/data/n0..n{count}` through `kubectl port-forward` to pod 0.
-async fn write_znodes(bed: &Bed, ns: &str, count: usize) {
-    let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
-    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10)).await.expect("connect");
-    c.ensure("/data").await.expect("create /data");
-    let paths: Vec<String> = (0..count).map(|i| format!("/data/n{i}")).collect();
-    c.create_many(&paths, b"payload").await.expect("create znodes");
-    c.close().await.ok();
-}
-
-/// Children of `/data` through a port-forward to pod 0 (0 when `/data` itself is gone).
-async fn count_znodes(bed: &Bed, ns: &str) -> usize {
-    let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
-    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10)).await.expect("connect");
-    let n = if c.exists("/data").await.expect("exists") {
-        c.get_children("/data").await.expect("children").len()
-    } else {
-        0
-    };
-    c.close().await.ok();
-    n
-}
-
-fn install(bed: &Bed, ns: &str, fixture: &str) {
-    let chart = bed.chart(fixture, ns);
-    bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
-}
-
-fn upgrade(bed: &Bed, ns: &str, fixture: &str) {
-    let chart = bed.chart(fixture, ns);
-    bed.helm(&["upgrade", "zk", chart.to_str().unwrap(), "-n", ns]);
-}
+use support::chart::*;
 
 /// Acceptance 1 (control): the field report's plain `helm upgrade` 1→3 loses the data on the bed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +46,7 @@ async fn e2e_manual_single_steps_keep_data() {
         upgrade(&bed, &ns.name, fixture);
         wait_rolled(&bed, &ns.name, n);
         let v = wait_healthy(&bed, &ns.name, n).await;
-        assert_eq!(v.leader.is_some(), true);
+        assert!(v.leader.is_some());
         assert_eq!(count_znodes(&bed, &ns.name).await, 200, "znodes lost stepping to {n}");
     }
 }

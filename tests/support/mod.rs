@@ -3,5 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bed;
+pub mod chart;
 pub mod zk_client;
 pub mod zk_ensemble;
+pub mod writer;
