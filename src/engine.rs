@@ -330,8 +330,10 @@ impl<'p> Engine<'p> {
         loop {
             let seen = self.see().await?;
             match plan::plan(&self.observed(&seen)?, target) {
-                // Mid-election or a follower still catching up: transient, look again.
-                Err(PlanError::NoLeader | PlanError::NotSynced { .. }) if start.elapsed() < self.opts.timeout => {
+                // Mid-election, a follower catching up, a pod mid-restart: transient, look again.
+                Err(PlanError::NoLeader | PlanError::NotSynced { .. } | PlanError::UnexpectedState(_))
+                    if start.elapsed() < self.opts.timeout =>
+                {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 r => return Ok(r?),
@@ -341,8 +343,16 @@ impl<'p> Engine<'p> {
 
     /// Scales to `target`, one member per step, gated; returns the final verdict.
     pub async fn scale(&self, target: u32) -> Result<Verdict, EngineError> {
-        let first = self.plan(target).await?;
-        let seen = self.see().await?;
+        // Lock first: a second run must not even plan from a state the first is changing.
+        let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
+        let lock = Lock::acquire(&self.client, &live, self.opts.holder.clone()).await?;
+        let first = match self.plan(target).await {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = lock.release().await;
+                return Err(e);
+            }
+        };
         self.emit(Event::Target {
             namespace: self.namespace.clone(),
             statefulset: self.name.clone(),
@@ -351,7 +361,6 @@ impl<'p> Engine<'p> {
         });
         self.emit(Event::Plan { plan: first.clone() });
 
-        let lock = Lock::acquire(&self.client, &seen.live, self.opts.holder.clone()).await?;
         // Renew the lease while working; losing it stops the run (another run may have taken over).
         let renewer = async {
             loop {

@@ -25,6 +25,7 @@ mod exit {
     name = "kubectl-zkscale",
     bin_name = "kubectl zkscale",
     version,
+    args_override_self = true,
     about = "Scale a bitnami ZooKeeper ensemble one safe step at a time",
     long_about = "Scale a bitnami ZooKeeper ensemble one safe step at a time: one member per step, \
 followers restarted first and the leader last, and a health gate (one leader, every voter synced, \

@@ -1,12 +1,50 @@
 #!/usr/bin/env bash
-# `make demo`: on the local test bed, install the bitnami 1-replica fixture, write data, scale to 3
-# with kubectl-zkscale, show status and that every znode survived.
+# `make demo`: on the local test bed (already up: `make demo` depends on testbed-up), install the
+# bitnami 1-replica fixture chart with Helm 4, write 200 znodes, scale to 3 with kubectl-zkscale,
+# show status, and count the znodes again.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 eval "$("$root/tests/bed/install.sh" env)"
 export KUBECONFIG="${ZKSCALE_BED:-$ZKSCALE_CACHE/bed}/kubeconfig"
-export PATH="$root/target/release:$HELM4_BIN:$PATH"
+charts="${ZKSCALE_CHARTS:-$root/../shared/fixtures/charts}"
+ns="${DEMO_NAMESPACE:-zk-demo}"
+kubectl="$HELM4_BIN/kubectl"; helm="$HELM4_BIN/helm"
+say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
 cd "$root"
-cargo build -q --release --bin kubectl-zkscale --example zk-write 2>/dev/null || cargo build -q --release --bin kubectl-zkscale
-echo "kubectl-zkscale scaling is being built (engine issue); the demo will run: helm install (1 replica) →"
-echo "write 200 znodes → kubectl zkscale --to 3 → kubectl zkscale status → count znodes."
+say "building kubectl-zkscale"
+cargo build -q --release --bin kubectl-zkscale --example zk_data
+export PATH="$root/target/release:$PATH"   # kubectl finds the plugin as `kubectl zkscale`
+zk_data="$root/target/release/examples/zk_data"
+
+say "helm install zk (bitnami/zookeeper 13.7.4, replicaCount=1) in namespace $ns"
+"$helm" uninstall zk -n "$ns" --wait >/dev/null 2>&1 || true
+"$kubectl" delete namespace "$ns" --wait=true >/dev/null 2>&1 || true
+"$kubectl" create namespace "$ns" >/dev/null
+chart="$(mktemp -d)/chart"
+cp -r "$charts/bitnami-zookeeper-13.7.4-replicas-1" "$chart"
+sed -i "s/zk-test/$ns/g" "$chart"/templates/*.yaml   # the fixture was rendered for zk-test
+"$helm" install zk "$chart" -n "$ns" >/dev/null
+"$kubectl" rollout status statefulset/zk-zookeeper -n "$ns" --timeout=180s >&2
+
+forward() { # runs "$@" with ADDR set to a port-forward to pod 0
+  local log; log="$(mktemp)"
+  "$kubectl" port-forward -n "$ns" pod/zk-zookeeper-0 :2181 >"$log" 2>&1 &
+  local pf=$!
+  for _ in $(seq 1 50); do grep -q 'Forwarding from 127.0.0.1' "$log" && break; sleep 0.2; done
+  ADDR="127.0.0.1:$(sed -n 's/Forwarding from 127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)" "$@"
+  kill "$pf" 2>/dev/null || true
+}
+say "writing 200 znodes through kubectl port-forward"
+forward bash -c "\"$zk_data\" write \"\$ADDR\" 200"
+
+say "kubectl zkscale plan --to 3"
+"$kubectl" zkscale -n "$ns" plan --to 3 | grep -E '^(step|[0-9])' || true
+say "kubectl zkscale --to 3"
+"$kubectl" zkscale -n "$ns" --to 3
+say "kubectl zkscale status"
+"$kubectl" zkscale -n "$ns" status
+say "znodes under /data after scaling"
+left="$(forward bash -c "\"$zk_data\" count \"\$ADDR\"")"
+echo "$left of 200 znodes survived"
+[[ $left == 200 ]]
