@@ -28,7 +28,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("wrote {n} znodes under /data");
         }
         "count" => {
-            let n = if c.exists("/data").await? { c.get_children("/data").await?.len() } else { 0 };
+            let n = if c.exists("/data").await? {
+                c.get_children("/data").await?.len()
+            } else {
+                0
+            };
             println!("{n}");
         }
         _ => return Err(usage.into()),

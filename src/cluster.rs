@@ -42,11 +42,24 @@ pub enum ClusterError {
         count = candidates.len(),
         candidates = candidates.join(", ")
     )]
-    Ambiguous { namespace: String, candidates: Vec<String> },
+    Ambiguous {
+        namespace: String,
+        candidates: Vec<String>,
+    },
     #[error("StatefulSet {namespace}/{name} is not a bitnami ZooKeeper StatefulSet: {reason}")]
-    NotZooKeeper { namespace: String, name: String, reason: String },
+    NotZooKeeper {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
     #[error("another zkscale run holds the lock on {namespace}/{name}: {holder}, since {since}; it expires {expires}")]
-    LockHeld { namespace: String, name: String, holder: String, since: String, expires: String },
+    LockHeld {
+        namespace: String,
+        name: String,
+        holder: String,
+        since: String,
+        expires: String,
+    },
     #[error("lost the lock on {0}: another run took it over")]
     LockLost(String),
     #[error("StatefulSet {0} changed while zkscale was working on it; re-run to continue from its new state")]
@@ -63,19 +76,28 @@ pub struct Access {
 
 /// A client and the namespace to work in (flag, else the context's, else `default`).
 pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> {
-    let opts = KubeConfigOptions { context: access.context.clone(), ..Default::default() };
+    let opts = KubeConfigOptions {
+        context: access.context.clone(),
+        ..Default::default()
+    };
     let err = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
     let config = match (&access.kubeconfig, &access.context) {
         (Some(path), _) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| err(&format!("{}: {e}", path.display())))?;
-            Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| err(&e))?
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| err(&format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(|e| err(&e))?
         }
         // KUBECONFIG (a path list, merged) or ~/.kube/config.
         (None, Some(_)) => Config::from_kubeconfig(&opts).await.map_err(|e| err(&e))?,
         // The same, or the in-cluster service account (a pipeline Job).
         (None, None) => Config::infer().await.map_err(|e| err(&e))?,
     };
-    let namespace = access.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+    let namespace = access
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config).map_err(ClusterError::Api)?;
     Ok((client, namespace))
 }
@@ -92,19 +114,29 @@ pub enum Selector {
 
 /// The bitnami view of a live StatefulSet (the same recogniser the post-renderer uses).
 fn recognise(sts: &StatefulSet) -> Result<ZkStatefulSet, String> {
-    manifest::recognise_live(sts).map_err(|e| e.to_string())?.ok_or_else(|| {
-        "it has no `app.kubernetes.io/name: zookeeper` label or no container with ZOO_SERVERS".to_string()
-    })
+    manifest::recognise_live(sts)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            "it has no `app.kubernetes.io/name: zookeeper` label or no container with ZOO_SERVERS"
+                .to_string()
+        })
 }
 
-pub async fn find(client: &Client, namespace: &str, selector: &Selector) -> Result<StatefulSet, ClusterError> {
+pub async fn find(
+    client: &Client,
+    namespace: &str,
+    selector: &Selector,
+) -> Result<StatefulSet, ClusterError> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
     match selector {
         Selector::StatefulSet(name) => {
             let sts = api
                 .get_opt(name)
                 .await?
-                .ok_or_else(|| ClusterError::NotFound { namespace: namespace.into(), name: name.clone() })?;
+                .ok_or_else(|| ClusterError::NotFound {
+                    namespace: namespace.into(),
+                    name: name.clone(),
+                })?;
             recognise(&sts).map_err(|reason| ClusterError::NotZooKeeper {
                 namespace: namespace.into(),
                 name: name.clone(),
@@ -114,13 +146,18 @@ pub async fn find(client: &Client, namespace: &str, selector: &Selector) -> Resu
         }
         Selector::Release(_) | Selector::Auto => {
             let lp = match selector {
-                Selector::Release(r) => {
-                    ListParams::default().labels(&format!("app.kubernetes.io/name=zookeeper,app.kubernetes.io/instance={r}"))
-                }
+                Selector::Release(r) => ListParams::default().labels(&format!(
+                    "app.kubernetes.io/name=zookeeper,app.kubernetes.io/instance={r}"
+                )),
                 _ => ListParams::default().labels("app.kubernetes.io/name=zookeeper"),
             };
-            let mut found: Vec<StatefulSet> =
-                api.list(&lp).await?.items.into_iter().filter(|s| recognise(s).is_ok()).collect();
+            let mut found: Vec<StatefulSet> = api
+                .list(&lp)
+                .await?
+                .items
+                .into_iter()
+                .filter(|s| recognise(s).is_ok())
+                .collect();
             match found.len() {
                 1 => Ok(found.remove(0)),
                 0 => Err(ClusterError::NoneFound {
@@ -172,11 +209,19 @@ pub struct Live {
 
 impl Live {
     pub fn replicas(&self) -> u32 {
-        self.sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as u32
+        self.sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as u32
     }
 
     pub fn operation(&self) -> Option<&str> {
-        self.sts.annotations().get(OPERATION_ANNOTATION).map(String::as_str)
+        self.sts
+            .annotations()
+            .get(OPERATION_ANNOTATION)
+            .map(String::as_str)
     }
 
     /// Whether the pod at `ordinal` runs the StatefulSet's current template.
@@ -189,13 +234,19 @@ impl Live {
 
     pub fn claim_template(&self) -> Option<String> {
         let spec = self.sts.spec.as_ref()?;
-        spec.volume_claim_templates.as_ref()?.iter().map(|t| t.name_any()).next()
+        spec.volume_claim_templates
+            .as_ref()?
+            .iter()
+            .map(|t| t.name_any())
+            .next()
     }
 }
 
 fn zk_container(p: &Pod) -> Option<&k8s_openapi::api::core::v1::Container> {
     let spec = p.spec.as_ref()?;
-    spec.containers.iter().find(|c| c.env.iter().flatten().any(|e| e.name == "ZOO_SERVERS"))
+    spec.containers
+        .iter()
+        .find(|c| c.env.iter().flatten().any(|e| e.name == "ZOO_SERVERS"))
 }
 
 fn ordinal_of(sts: &str, pod: &str) -> Option<u32> {
@@ -206,7 +257,10 @@ pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<Live, 
     let sts = Api::<StatefulSet>::namespaced(client.clone(), namespace)
         .get_opt(name)
         .await?
-        .ok_or_else(|| ClusterError::NotFound { namespace: namespace.into(), name: name.into() })?;
+        .ok_or_else(|| ClusterError::NotFound {
+            namespace: namespace.into(),
+            name: name.into(),
+        })?;
     let zk = recognise(&sts).map_err(|reason| ClusterError::NotZooKeeper {
         namespace: namespace.into(),
         name: name.into(),
@@ -221,7 +275,9 @@ pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<Live, 
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let pods = Api::<Pod>::namespaced(client.clone(), namespace).list(&ListParams::default().labels(&selector)).await?;
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
     let pods = pods
         .items
         .into_iter()
@@ -245,7 +301,12 @@ pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<Live, 
                     deleting: p.metadata.deletion_timestamp.is_some(),
                     revision: p.labels().get("controller-revision-hash").cloned(),
                     servers_env: zk_container(&p).and_then(|c| {
-                        c.env.iter().flatten().rev().find(|e| e.name == "ZOO_SERVERS").and_then(|e| e.value.clone())
+                        c.env
+                            .iter()
+                            .flatten()
+                            .rev()
+                            .find(|e| e.name == "ZOO_SERVERS")
+                            .and_then(|e| e.value.clone())
                     }),
                     image: zk_container(&p).and_then(|c| c.image.clone()),
                 },
@@ -307,18 +368,35 @@ pub async fn apply_step(
 }
 
 /// Records the outcome (and clears the operation when `done`).
-pub async fn annotate(client: &Client, live: &Live, status: &str, done: bool) -> Result<(), ClusterError> {
+pub async fn annotate(
+    client: &Client,
+    live: &Live,
+    status: &str,
+    done: bool,
+) -> Result<(), ClusterError> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), &live.namespace);
     let mut ann = serde_json::Map::new();
     ann.insert(STATUS_ANNOTATION.into(), json!(status));
     if done {
         ann.insert(OPERATION_ANNOTATION.into(), serde_json::Value::Null);
     }
-    patch_sts(&api, &live.name, json!({ "metadata": { "annotations": ann } })).await
+    patch_sts(
+        &api,
+        &live.name,
+        json!({ "metadata": { "annotations": ann } }),
+    )
+    .await
 }
 
-async fn patch_sts(api: &Api<StatefulSet>, name: &str, patch: serde_json::Value) -> Result<(), ClusterError> {
-    let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+async fn patch_sts(
+    api: &Api<StatefulSet>,
+    name: &str,
+    patch: serde_json::Value,
+) -> Result<(), ClusterError> {
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
     match api.patch(name, &pp, &Patch::Strategic(patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Err(ClusterError::Conflict(name.into())),
@@ -328,10 +406,17 @@ async fn patch_sts(api: &Api<StatefulSet>, name: &str, patch: serde_json::Value)
 
 /// Deletes one pod (only the one we looked at: UID precondition). The controller recreates it
 /// from the current template.
-pub async fn delete_pod(client: &Client, namespace: &str, pod: &LivePod) -> Result<(), ClusterError> {
+pub async fn delete_pod(
+    client: &Client,
+    namespace: &str,
+    pod: &LivePod,
+) -> Result<(), ClusterError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let dp = DeleteParams {
-        preconditions: Some(Preconditions { uid: Some(pod.uid.clone()), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: Some(pod.uid.clone()),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     match api.delete(&pod.name, &dp).await {
@@ -341,7 +426,11 @@ pub async fn delete_pod(client: &Client, namespace: &str, pod: &LivePod) -> Resu
     }
 }
 
-pub async fn delete_claim(client: &Client, namespace: &str, name: &str) -> Result<(), ClusterError> {
+pub async fn delete_claim(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(), ClusterError> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
@@ -372,13 +461,20 @@ pub async fn observe(
     let Some(pod) = pod.filter(|p| p.running && !p.deleting) else {
         return MemberObservation {
             id,
-            probe: zk::Probe::Unreachable { error: "no running pod".into() },
+            probe: zk::Probe::Unreachable {
+                error: "no running pod".into(),
+            },
         };
     };
     match connect {
         Connect::Direct => {
             let Some(ip) = &pod.ip else {
-                return MemberObservation { id, probe: zk::Probe::Unreachable { error: "pod has no IP".into() } };
+                return MemberObservation {
+                    id,
+                    probe: zk::Probe::Unreachable {
+                        error: "pod has no IP".into(),
+                    },
+                };
             };
             zk::observe_tcp(id, &format!("{ip}:{CLIENT_PORT}"), timeouts).await
         }
@@ -392,13 +488,19 @@ pub async fn observe(
                     let name = name.clone();
                     async move {
                         let fut = async {
-                            let mut pf = api.portforward(&name, &[CLIENT_PORT]).await.map_err(std::io::Error::other)?;
+                            let mut pf = api
+                                .portforward(&name, &[CLIENT_PORT])
+                                .await
+                                .map_err(std::io::Error::other)?;
                             pf.take_stream(CLIENT_PORT)
                                 .ok_or_else(|| std::io::Error::other("port-forward gave no stream"))
                         };
                         match tokio::time::timeout(timeouts.connect, fut).await {
                             Ok(Ok(s)) => Ok(s),
-                            Ok(Err(e)) => Err(zk::ZkError::Connect { addr: format!("pod/{name}"), source: e }),
+                            Ok(Err(e)) => Err(zk::ZkError::Connect {
+                                addr: format!("pod/{name}"),
+                                source: e,
+                            }),
                             Err(_) => Err(zk::ZkError::ConnectTimeout {
                                 addr: format!("pod/{name}"),
                                 after: timeouts.connect,
@@ -430,10 +532,19 @@ impl Lock {
     pub const DURATION: Duration = Duration::from_secs(30);
 
     /// Takes the lease, or refuses with who holds it and since when; an expired lease is taken over.
-    pub async fn acquire(client: &Client, live: &Live, holder: String) -> Result<Lock, ClusterError> {
+    pub async fn acquire(
+        client: &Client,
+        live: &Live,
+        holder: String,
+    ) -> Result<Lock, ClusterError> {
         let name = format!("{}-zkscale", live.name);
         let api: Api<Lease> = Api::namespaced(client.clone(), &live.namespace);
-        let lock = Lock { api, name, holder, duration: Self::DURATION };
+        let lock = Lock {
+            api,
+            name,
+            holder,
+            duration: Self::DURATION,
+        };
         let now = k8s_openapi::jiff::Timestamp::now();
         let spec = json!({
             "holderIdentity": lock.holder,
@@ -448,9 +559,21 @@ impl Lock {
                     "spec": spec,
                 }))
                 .expect("valid lease");
-                match lock.api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &lease).await {
+                match lock
+                    .api
+                    .create(
+                        &PostParams {
+                            field_manager: Some(FIELD_MANAGER.into()),
+                            ..Default::default()
+                        },
+                        &lease,
+                    )
+                    .await
+                {
                     Ok(_) => Ok(lock),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Box::pin(Self::acquire(client, live, lock.holder)).await,
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        Box::pin(Self::acquire(client, live, lock.holder)).await
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
@@ -460,21 +583,30 @@ impl Lock {
                 let renew = s.renew_time.as_ref().map(|t| t.0);
                 let secs = s.lease_duration_seconds.unwrap_or(30) as i64;
                 let expires = renew.map(|r| r + k8s_openapi::jiff::SignedDuration::from_secs(secs));
-                let live_holder = !holder.is_empty() && holder != lock.holder && expires.is_some_and(|e| e > now);
+                let live_holder =
+                    !holder.is_empty() && holder != lock.holder && expires.is_some_and(|e| e > now);
                 if live_holder {
                     return Err(ClusterError::LockHeld {
                         namespace: live.namespace.clone(),
                         name: live.name.clone(),
                         holder,
-                        since: s.acquire_time.map(|t| t.0.to_string()).unwrap_or_else(|| "?".into()),
+                        since: s
+                            .acquire_time
+                            .map(|t| t.0.to_string())
+                            .unwrap_or_else(|| "?".into()),
                         expires: expires.map(|e| e.to_string()).unwrap_or_default(),
                     });
                 }
                 let patch = json!({ "metadata": { "resourceVersion": existing.resource_version() }, "spec": spec });
-                let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+                let pp = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
                 match lock.api.patch(&lock.name, &pp, &Patch::Merge(patch)).await {
                     Ok(_) => Ok(lock),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Box::pin(Self::acquire(client, live, lock.holder)).await,
+                    Err(kube::Error::Api(e)) if e.code == 409 => {
+                        Box::pin(Self::acquire(client, live, lock.holder)).await
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
@@ -484,15 +616,22 @@ impl Lock {
     /// Renews the lease; fails if another run took it (ours had expired).
     pub async fn renew(&self) -> Result<(), ClusterError> {
         let cur = self.api.get(&self.name).await?;
-        if cur.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(self.holder.as_str()) {
+        if cur.spec.as_ref().and_then(|s| s.holder_identity.as_deref())
+            != Some(self.holder.as_str())
+        {
             return Err(ClusterError::LockLost(self.name.clone()));
         }
         let patch = json!({
             "metadata": { "resourceVersion": cur.resource_version() },
             "spec": { "renewTime": micro_time(k8s_openapi::jiff::Timestamp::now()) },
         });
-        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-        self.api.patch(&self.name, &pp, &Patch::Merge(patch)).await?;
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        self.api
+            .patch(&self.name, &pp, &Patch::Merge(patch))
+            .await?;
         Ok(())
     }
 

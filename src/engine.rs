@@ -71,13 +71,37 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Target { namespace: String, statefulset: String, from: u32, to: u32 },
-    Plan { plan: plan::Plan },
-    Warning { message: String },
-    Step { from: u32, to: u32, resumed: bool },
-    Action { description: String },
-    Gate { name: String, passed: bool, elapsed_ms: u64, detail: String },
-    Done { size: u32, elapsed_ms: u64, znode_count: Option<u64> },
+    Target {
+        namespace: String,
+        statefulset: String,
+        from: u32,
+        to: u32,
+    },
+    Plan {
+        plan: plan::Plan,
+    },
+    Warning {
+        message: String,
+    },
+    Step {
+        from: u32,
+        to: u32,
+        resumed: bool,
+    },
+    Action {
+        description: String,
+    },
+    Gate {
+        name: String,
+        passed: bool,
+        elapsed_ms: u64,
+        detail: String,
+    },
+    Done {
+        size: u32,
+        elapsed_ms: u64,
+        znode_count: Option<u64>,
+    },
 }
 
 pub trait Progress: Send + Sync {
@@ -132,14 +156,19 @@ struct Seen {
 
 impl Seen {
     fn obs(&self, ordinal: u32) -> Option<&MemberObservation> {
-        self.members.iter().find(|(o, _, _)| *o == ordinal).map(|(_, _, m)| m)
+        self.members
+            .iter()
+            .find(|(o, _, _)| *o == ordinal)
+            .map(|(_, _, m)| m)
     }
 
     fn serving_leaders(&self) -> Vec<(u32, &zk::Srvr, &zk::Mntr)> {
         self.members
             .iter()
             .filter_map(|(_, id, m)| match &m.probe {
-                Probe::Serving { srvr, mntr } if srvr.mode == Mode::Leader || srvr.mode == Mode::Standalone => {
+                Probe::Serving { srvr, mntr }
+                    if srvr.mode == Mode::Leader || srvr.mode == Mode::Standalone =>
+                {
                     Some((*id, srvr, mntr))
                 }
                 _ => None,
@@ -173,7 +202,14 @@ impl<'p> Engine<'p> {
     ) -> Result<Engine<'p>, EngineError> {
         let sts = cluster::find(&client, &namespace, &opts.selector).await?;
         let name = kube::ResourceExt::name_any(&sts);
-        Ok(Engine { client, namespace, name, opts, progress, start: Instant::now() })
+        Ok(Engine {
+            client,
+            namespace,
+            name,
+            opts,
+            progress,
+            start: Instant::now(),
+        })
     }
 
     pub fn statefulset(&self) -> &str {
@@ -222,14 +258,27 @@ impl<'p> Engine<'p> {
         for pod in live.pods.values() {
             let id = pod_id(pod, &addressing, min_server_id);
             futs.push(async move {
-                let o = cluster::observe(&self.client, &self.namespace, Some(pod), id, self.opts.connect, timeouts).await;
+                let o = cluster::observe(
+                    &self.client,
+                    &self.namespace,
+                    Some(pod),
+                    id,
+                    self.opts.connect,
+                    timeouts,
+                )
+                .await;
                 (pod.ordinal, id, o)
             });
         }
         for r in futures_join_all(futs).await {
             members.push(r);
         }
-        Ok(Seen { live, addressing, min_server_id, members })
+        Ok(Seen {
+            live,
+            addressing,
+            min_server_id,
+            members,
+        })
     }
 
     /// The planner's view of what was seen.
@@ -241,7 +290,10 @@ impl<'p> Engine<'p> {
             [(id, _, _)] => Some(*id),
             _ => None,
         });
-        let leader_zxid = leaders.iter().find(|(id, _, _)| Some(*id) == leader).map(|(_, s, _)| s.zxid);
+        let leader_zxid = leaders
+            .iter()
+            .find(|(id, _, _)| Some(*id) == leader)
+            .map(|(_, s, _)| s.zxid);
         let mut synced = BTreeSet::new();
         let mut pods = Vec::new();
         for p in live.pods.values().filter(|p| !p.deleting) {
@@ -258,7 +310,12 @@ impl<'p> Engine<'p> {
                     synced.insert(id);
                 }
             }
-            pods.push(PodState { ordinal: p.ordinal, id, view, running });
+            pods.push(PodState {
+                ordinal: p.ordinal,
+                id,
+                view,
+                running,
+            });
         }
         Ok(Observed {
             servers: live.zk.servers.clone(),
@@ -298,7 +355,9 @@ impl<'p> Engine<'p> {
                         }),
                     ),
                     Probe::NotServing => ("not serving".into(), None, None, None, Some(false)),
-                    Probe::Unreachable { error } => (format!("unreachable: {error}"), None, None, None, None),
+                    Probe::Unreachable { error } => {
+                        (format!("unreachable: {error}"), None, None, None, None)
+                    }
                 };
                 MemberStatus {
                     pod: pod.name.clone(),
@@ -331,9 +390,11 @@ impl<'p> Engine<'p> {
             let seen = self.see().await?;
             match plan::plan(&self.observed(&seen)?, target) {
                 // Mid-election, a follower catching up, a pod mid-restart: transient, look again.
-                Err(PlanError::NoLeader | PlanError::NotSynced { .. } | PlanError::UnexpectedState(_))
-                    if start.elapsed() < self.opts.timeout =>
-                {
+                Err(
+                    PlanError::NoLeader
+                    | PlanError::NotSynced { .. }
+                    | PlanError::UnexpectedState(_),
+                ) if start.elapsed() < self.opts.timeout => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 r => return Ok(r?),
@@ -359,7 +420,9 @@ impl<'p> Engine<'p> {
             from: first.from,
             to: target,
         });
-        self.emit(Event::Plan { plan: first.clone() });
+        self.emit(Event::Plan {
+            plan: first.clone(),
+        });
 
         // Renew the lease while working; losing it stops the run (another run may have taken over).
         let renewer = async {
@@ -402,22 +465,39 @@ impl<'p> Engine<'p> {
                 });
                 return Ok(v);
             };
-            self.emit(Event::Step { from: step.from, to: step.to, resumed: step.resumed });
+            self.emit(Event::Step {
+                from: step.from,
+                to: step.to,
+                resumed: step.resumed,
+            });
             // Pre-gate: a step starts from a whole ensemble (a resumed one is half-way by definition).
             let baseline = if step.resumed {
                 None
             } else {
-                match self.gate(&format!("pre-step {}→{}", step.from, step.to), None, Some(step.from)).await {
+                match self
+                    .gate(
+                        &format!("pre-step {}→{}", step.from, step.to),
+                        None,
+                        Some(step.from),
+                    )
+                    .await
+                {
                     Ok(v) => v.baseline(),
-                    Err(e) if !started_any => match &self.opts.force {
-                        Some(reason) => {
-                            self.emit(Event::Warning {
+                    Err(e) if !started_any => {
+                        match &self.opts.force {
+                            Some(reason) => {
+                                self.emit(Event::Warning {
                                 message: format!("--force ({reason}): starting from an unhealthy ensemble: {e}"),
                             });
-                            None
+                                None
+                            }
+                            None => {
+                                return Err(EngineError::Refused(format!(
+                                    "the ensemble is not healthy: {e}"
+                                )))
+                            }
                         }
-                        None => return Err(EngineError::Refused(format!("the ensemble is not healthy: {e}"))),
-                    },
+                    }
                     Err(e) => return Err(e),
                 }
             };
@@ -425,7 +505,12 @@ impl<'p> Engine<'p> {
             started_any = true;
             let replan = self.execute(&step, target).await?;
             if !replan {
-                self.gate(&format!("post-step {}→{}", step.from, step.to), baseline, Some(step.to)).await?;
+                self.gate(
+                    &format!("post-step {}→{}", step.from, step.to),
+                    baseline,
+                    Some(step.to),
+                )
+                .await?;
             }
             plan = self.plan(target).await?;
         }
@@ -436,11 +521,15 @@ impl<'p> Engine<'p> {
     async fn check_new_claims(&self, step: &plan::Step) -> Result<(), EngineError> {
         let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
         for a in &step.actions {
-            let Action::StartNew { ordinal, .. } = a else { continue };
+            let Action::StartNew { ordinal, .. } = a else {
+                continue;
+            };
             if live.pods.contains_key(ordinal) {
                 continue; // resumed: its pod exists, so the claim is the one it started with
             }
-            let Some(claim) = live.claims.get(ordinal) else { continue };
+            let Some(claim) = live.claims.get(ordinal) else {
+                continue;
+            };
             if !self.opts.delete_stale_claims {
                 return Err(EngineError::Refused(format!(
                     "PersistentVolumeClaim {ns}/{claim} is left over from an earlier scale-down and may hold stale \
@@ -449,7 +538,9 @@ impl<'p> Engine<'p> {
                     ns = self.namespace
                 )));
             }
-            self.emit(Event::Action { description: format!("delete stale claim {claim} (--delete-stale-claims)") });
+            self.emit(Event::Action {
+                description: format!("delete stale claim {claim} (--delete-stale-claims)"),
+            });
             cluster::delete_claim(&self.client, &self.namespace, claim).await?;
             self.wait(&format!("claim {claim} gone"), |seen| {
                 if seen.live.claims.contains_key(ordinal) {
@@ -472,35 +563,59 @@ impl<'p> Engine<'p> {
             match action {
                 Action::ApplySpec { replicas, servers } => {
                     let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
-                    if live.replicas() == *replicas && live.zk.servers.to_env() == servers.to_env() && is_on_delete(&live) {
+                    if live.replicas() == *replicas
+                        && live.zk.servers.to_env() == servers.to_env()
+                        && is_on_delete(&live)
+                    {
                         continue;
                     }
                     self.emit(Event::Action {
-                        description: format!("set replicas {replicas}, ZOO_SERVERS `{}`, updateStrategy OnDelete", servers.to_env()),
+                        description: format!(
+                            "set replicas {replicas}, ZOO_SERVERS `{}`, updateStrategy OnDelete",
+                            servers.to_env()
+                        ),
                     });
                     let op = serde_json::json!({
                         "target": target, "step": format!("{}→{}", step.from, step.to),
                         "holder": self.opts.holder, "at": k8s_openapi::jiff::Timestamp::now().to_string(),
                     });
-                    cluster::apply_step(&self.client, &live, *replicas, &servers.to_env(), &op.to_string()).await?;
+                    cluster::apply_step(
+                        &self.client,
+                        &live,
+                        *replicas,
+                        &servers.to_env(),
+                        &op.to_string(),
+                    )
+                    .await?;
                 }
-                Action::StartNew { ordinal, id, expect } => {
+                Action::StartNew {
+                    ordinal,
+                    id,
+                    expect,
+                } => {
                     let r = self.wait_member(*ordinal, *id, *expect, None).await;
                     if let Err(e) = r {
                         if !restarted_any && step.to > step.from {
-                            return Err(self.roll_back(*ordinal, old_replicas, &old_servers, step.from, e).await);
+                            return Err(self
+                                .roll_back(*ordinal, old_replicas, &old_servers, step.from, e)
+                                .await);
                         }
                         return Err(e);
                     }
                 }
-                Action::Restart { ordinal, id, expect } => {
+                Action::Restart {
+                    ordinal,
+                    id,
+                    expect,
+                } => {
                     self.restart(*ordinal).await?;
                     restarted_any = true;
                     self.wait_member(*ordinal, *id, *expect, None).await?;
                 }
                 Action::MoveLeadership { ordinal, id } => {
                     self.restart(*ordinal).await?;
-                    self.wait_member(*ordinal, *id, Expect::Follow, Some(*id)).await?;
+                    self.wait_member(*ordinal, *id, Expect::Follow, Some(*id))
+                        .await?;
                     return Ok(true);
                 }
                 Action::Remove { ordinal, id } => {
@@ -523,7 +638,9 @@ impl<'p> Engine<'p> {
                                 ),
                             });
                         } else {
-                            self.emit(Event::Action { description: format!("delete claim {claim} of removed server {id}") });
+                            self.emit(Event::Action {
+                                description: format!("delete claim {claim} of removed server {id}"),
+                            });
                             cluster::delete_claim(&self.client, &self.namespace, claim).await?;
                         }
                     }
@@ -535,8 +652,19 @@ impl<'p> Engine<'p> {
 
     /// Undoes an up-step whose new member never came up: nothing else had changed yet, so the
     /// old list and size are whole again once the new pod and its claim are gone.
-    async fn roll_back(&self, ordinal: u32, replicas: u32, servers: &ServerList, size: u32, cause: EngineError) -> EngineError {
-        self.emit(Event::Warning { message: format!("new member {ordinal} did not come up ({cause}); rolling back to {size}") });
+    async fn roll_back(
+        &self,
+        ordinal: u32,
+        replicas: u32,
+        servers: &ServerList,
+        size: u32,
+        cause: EngineError,
+    ) -> EngineError {
+        self.emit(Event::Warning {
+            message: format!(
+                "new member {ordinal} did not come up ({cause}); rolling back to {size}"
+            ),
+        });
         let undo = async {
             let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
             cluster::apply_step(&self.client, &live, replicas, &servers.to_env(), "").await?;
@@ -555,10 +683,15 @@ impl<'p> Engine<'p> {
             self.gate("after roll-back", None, Some(size)).await
         };
         match undo.await {
-            Ok(_) => EngineError::Stopped { size, reason: format!("new member {ordinal} did not join: {cause}") },
+            Ok(_) => EngineError::Stopped {
+                size,
+                reason: format!("new member {ordinal} did not join: {cause}"),
+            },
             Err(e) => EngineError::Stopped {
                 size,
-                reason: format!("new member {ordinal} did not join ({cause}) and rolling back failed: {e}"),
+                reason: format!(
+                    "new member {ordinal} did not join ({cause}) and rolling back failed: {e}"
+                ),
             },
         }
     }
@@ -568,23 +701,35 @@ impl<'p> Engine<'p> {
         let Some(pod) = live.pods.get(&ordinal).cloned() else {
             return Ok(()); // already gone: the controller is recreating it
         };
-        if live.pod_current(ordinal) && pod.servers_env.as_deref() == Some(live.zk.servers_env.as_str()) {
+        if live.pod_current(ordinal)
+            && pod.servers_env.as_deref() == Some(live.zk.servers_env.as_str())
+        {
             // Resumed after a crash that happened after this restart.
             return Ok(());
         }
-        self.emit(Event::Action { description: format!("restart {}", pod.name) });
+        self.emit(Event::Action {
+            description: format!("restart {}", pod.name),
+        });
         cluster::delete_pod(&self.client, &self.namespace, &pod).await?;
         let uid = pod.uid.clone();
-        self.wait(&format!("{} recreated", pod.name), move |seen| match seen.live.pods.get(&ordinal) {
-            Some(p) if p.uid != uid && p.running => Ok(()),
-            Some(p) if p.uid == uid => Err("old pod still terminating".into()),
-            _ => Err("no running pod yet".into()),
+        self.wait(&format!("{} recreated", pod.name), move |seen| {
+            match seen.live.pods.get(&ordinal) {
+                Some(p) if p.uid != uid && p.running => Ok(()),
+                Some(p) if p.uid == uid => Err("old pod still terminating".into()),
+                _ => Err("no running pod yet".into()),
+            }
         })
         .await
     }
 
     /// Waits until the member in `ordinal` meets `expect` (see [`Expect`]).
-    async fn wait_member(&self, ordinal: u32, id: u32, expect: Expect, not_leader: Option<u32>) -> Result<(), EngineError> {
+    async fn wait_member(
+        &self,
+        ordinal: u32,
+        id: u32,
+        expect: Expect,
+        not_leader: Option<u32>,
+    ) -> Result<(), EngineError> {
         let what = match expect {
             Expect::Follow => format!("server {id} follows the leader, synced"),
             Expect::Election => format!("a leader after the election; server {id} in it, synced"),
@@ -610,13 +755,22 @@ impl<'p> Engine<'p> {
     }
 
     /// The full health verdict for the StatefulSet's list, polled until healthy.
-    async fn gate(&self, name: &str, baseline: Option<Baseline>, size: Option<u32>) -> Result<Verdict, EngineError> {
+    async fn gate(
+        &self,
+        name: &str,
+        baseline: Option<Baseline>,
+        size: Option<u32>,
+    ) -> Result<Verdict, EngineError> {
         let start = Instant::now();
         loop {
             let seen = self.see().await?;
             // Exact zxids first; under steady client writes members are asked at slightly different
             // moments, so after a while accept a small lag within the leader's epoch.
-            let lag = if start.elapsed() > Duration::from_secs(3) { WRITE_LAG } else { 0 };
+            let lag = if start.elapsed() > Duration::from_secs(3) {
+                WRITE_LAG
+            } else {
+                0
+            };
             let v = seen.verdict(baseline, lag);
             if v.healthy {
                 self.emit(Event::Gate {
@@ -636,7 +790,11 @@ impl<'p> Engine<'p> {
                 });
                 return Err(EngineError::Stopped {
                     size: size.unwrap_or_else(|| seen.live.replicas()),
-                    reason: format!("gate `{name}` not passed after {:?}: {}", self.opts.timeout, v.summary()),
+                    reason: format!(
+                        "gate `{name}` not passed after {:?}: {}",
+                        self.opts.timeout,
+                        v.summary()
+                    ),
                 });
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -670,7 +828,10 @@ impl<'p> Engine<'p> {
                     });
                     return Err(EngineError::Stopped {
                         size: seen.live.zk.servers.len() as u32,
-                        reason: format!("timed out after {:?} waiting for {what}: {why}", self.opts.timeout),
+                        reason: format!(
+                            "timed out after {:?} waiting for {what}: {why}",
+                            self.opts.timeout
+                        ),
                     });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -730,7 +891,9 @@ fn in_sync(seen: &Seen, ordinal: u32, id: u32, not_leader: Option<u32>) -> Resul
         .count() as u64;
     let synced = lmntr.synced_followers().unwrap_or(0);
     if synced < followers {
-        return Err(format!("leader {leader} counts {synced} synced followers of {followers} following"));
+        return Err(format!(
+            "leader {leader} counts {synced} synced followers of {followers} following"
+        ));
     }
     if *leader == id {
         return Ok(());
@@ -743,7 +906,10 @@ fn in_sync(seen: &Seen, ordinal: u32, id: u32, not_leader: Option<u32>) -> Resul
             }
             // Each transaction creates at most one znode, so the count may trail by the zxid lag.
             if srvr.node_count + WRITE_LAG < lsrvr.node_count {
-                return Err(format!("{} znodes, leader has {}", srvr.node_count, lsrvr.node_count));
+                return Err(format!(
+                    "{} znodes, leader has {}",
+                    srvr.node_count, lsrvr.node_count
+                ));
             }
             Ok(())
         }

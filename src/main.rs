@@ -109,9 +109,13 @@ enum Command {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}`: expected a duration like 90s, 10m, 1h"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a duration like 90s, 10m, 1h"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" | "" => n,
@@ -127,11 +131,19 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::PostRender { offline }) => post_render(offline),
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(shell, &mut Cli::command(), "kubectl-zkscale", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "kubectl-zkscale",
+                &mut std::io::stdout(),
+            );
             ExitCode::from(exit::OK)
         }
         _ => {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build();
             match rt {
                 Ok(rt) => rt.block_on(kubectl(cli)),
                 Err(e) => {
@@ -159,28 +171,62 @@ impl Progress for Reporter {
             return;
         }
         let line = match event {
-            Event::Target { namespace, statefulset, from, to } => {
+            Event::Target {
+                namespace,
+                statefulset,
+                from,
+                to,
+            } => {
                 format!("{namespace}/{statefulset}: {from} → {to} member(s)")
             }
             Event::Plan { plan } => {
-                let steps: Vec<String> = plan.steps.iter().map(|s| format!("{}→{}", s.from, s.to)).collect();
-                format!("plan: {}", if steps.is_empty() { "nothing to do".into() } else { steps.join(", ") })
+                let steps: Vec<String> = plan
+                    .steps
+                    .iter()
+                    .map(|s| format!("{}→{}", s.from, s.to))
+                    .collect();
+                format!(
+                    "plan: {}",
+                    if steps.is_empty() {
+                        "nothing to do".into()
+                    } else {
+                        steps.join(", ")
+                    }
+                )
             }
             Event::Warning { message } => format!("WARNING: {message}"),
             Event::Step { from, to, resumed } => {
-                format!("step {from}→{to}{}", if *resumed { " (resuming a step under way)" } else { "" })
+                format!(
+                    "step {from}→{to}{}",
+                    if *resumed {
+                        " (resuming a step under way)"
+                    } else {
+                        ""
+                    }
+                )
             }
             Event::Action { description } => format!("  {description}"),
-            Event::Gate { name, passed, elapsed_ms, detail } => format!(
+            Event::Gate {
+                name,
+                passed,
+                elapsed_ms,
+                detail,
+            } => format!(
                 "  {} {name} ({:.1}s){}{detail}",
                 if *passed { "ok  " } else { "FAIL" },
                 *elapsed_ms as f64 / 1000.0,
                 if detail.is_empty() { "" } else { ": " }
             ),
-            Event::Done { size, elapsed_ms, znode_count } => format!(
+            Event::Done {
+                size,
+                elapsed_ms,
+                znode_count,
+            } => format!(
                 "done: {size} member(s) in {:.1}s{}",
                 *elapsed_ms as f64 / 1000.0,
-                znode_count.map(|c| format!(", {c} znodes")).unwrap_or_default()
+                znode_count
+                    .map(|c| format!(", {c} znodes"))
+                    .unwrap_or_default()
             ),
         };
         let mut err = std::io::stderr().lock();
@@ -199,15 +245,25 @@ fn holder() -> String {
 
 async fn kubectl(cli: Cli) -> ExitCode {
     let g = cli.global.clone();
-    let reporter = Reporter { start: Instant::now(), output: g.output };
+    let reporter = Reporter {
+        start: Instant::now(),
+        output: g.output,
+    };
     let fail = |e: &EngineError| {
         if g.output == Output::Json {
-            println!("{}", serde_json::json!({"event": "result", "ok": false, "exit_code": e.exit_code(), "error": e.to_string()}));
+            println!(
+                "{}",
+                serde_json::json!({"event": "result", "ok": false, "exit_code": e.exit_code(), "error": e.to_string()})
+            );
         }
         eprintln!("kubectl-zkscale: {e}");
         ExitCode::from(e.exit_code())
     };
-    let access = Access { kubeconfig: g.kubeconfig.clone(), context: g.context.clone(), namespace: g.namespace.clone() };
+    let access = Access {
+        kubeconfig: g.kubeconfig.clone(),
+        context: g.context.clone(),
+        namespace: g.namespace.clone(),
+    };
     let (client, namespace) = match cluster::connect(&access).await {
         Ok(c) => c,
         Err(e) => return fail(&e.into()),
@@ -235,7 +291,11 @@ async fn kubectl(cli: Cli) -> ExitCode {
         (Some(Command::Status), _) => match engine.status().await {
             Ok(s) => {
                 print_status(&s, g.output);
-                ExitCode::from(if s.verdict.healthy { exit::OK } else { exit::UNHEALTHY })
+                ExitCode::from(if s.verdict.healthy {
+                    exit::OK
+                } else {
+                    exit::UNHEALTHY
+                })
             }
             Err(e) => fail(&e),
         },
@@ -259,9 +319,17 @@ async fn kubectl(cli: Cli) -> ExitCode {
             match engine.scale(to).await {
                 Ok(v) => {
                     if g.output == Output::Json {
-                        println!("{}", serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v}));
+                        println!(
+                            "{}",
+                            serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v})
+                        );
                     } else {
-                        println!("{}/{}: {}", engine.namespace(), engine.statefulset(), v.summary());
+                        println!(
+                            "{}/{}: {}",
+                            engine.namespace(),
+                            engine.statefulset(),
+                            v.summary()
+                        );
                     }
                     ExitCode::from(exit::OK)
                 }
@@ -280,13 +348,22 @@ fn print_plan(p: &zkscale::plan::Plan) {
         println!("nothing to do: already {} member(s)", p.to);
         return;
     }
-    println!("{} → {} member(s) in {} step(s):", p.from, p.to, p.steps.len());
+    println!(
+        "{} → {} member(s) in {} step(s):",
+        p.from,
+        p.to,
+        p.steps.len()
+    );
     for s in &p.steps {
         println!(
             "step {}→{}{} (predicted elections: {})",
             s.from,
             s.to,
-            if s.resumed { " (resumes a step under way)" } else { "" },
+            if s.resumed {
+                " (resumes a step under way)"
+            } else {
+                ""
+            },
             s.predicted_elections
         );
         for a in &s.actions {
@@ -300,7 +377,13 @@ fn print_status(s: &Status, output: Output) {
         println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
         return;
     }
-    println!("{}/{}: {} replica(s), ZOO_SERVERS `{}`", s.namespace, s.statefulset, s.replicas, s.servers.trim_end());
+    println!(
+        "{}/{}: {} replica(s), ZOO_SERVERS `{}`",
+        s.namespace,
+        s.statefulset,
+        s.replicas,
+        s.servers.trim_end()
+    );
     if let Some(op) = &s.operation {
         println!("operation in progress: {op}");
     }
@@ -312,18 +395,35 @@ fn print_status(s: &Status, output: Output) {
             [
                 m.pod.clone(),
                 m.ordinal.to_string(),
-                m.server_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+                m.server_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 opt(&m.address),
                 m.ready.to_string(),
                 m.mode.clone(),
                 opt(&m.zxid),
-                m.znode_count.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
-                m.synced.map(|b| b.to_string()).unwrap_or_else(|| "-".into()),
+                m.znode_count
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                m.synced
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 opt(&m.version),
             ]
         })
         .collect();
-    let header = ["POD", "ORD", "ID", "QUORUM ADDRESS", "READY", "MODE", "ZXID", "ZNODES", "SYNCED", "VERSION"];
+    let header = [
+        "POD",
+        "ORD",
+        "ID",
+        "QUORUM ADDRESS",
+        "READY",
+        "MODE",
+        "ZXID",
+        "ZNODES",
+        "SYNCED",
+        "VERSION",
+    ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -331,7 +431,14 @@ fn print_status(s: &Status, output: Output) {
         }
     }
     let line = |cells: &[String]| {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     println!("{}", line(&header.map(String::from)));
     for r in &rows {
@@ -362,7 +469,10 @@ fn post_render(offline: bool) -> ExitCode {
         eprintln!("kubectl-zkscale post-render: warning: {w}");
     }
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(&report.output).and_then(|_| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(&report.output)
+        .and_then(|_| stdout.flush())
+    {
         eprintln!("kubectl-zkscale post-render: writing stdout: {e}");
         return ExitCode::from(exit::FAILED);
     }

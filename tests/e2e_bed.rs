@@ -24,7 +24,10 @@ async fn e2e_plain_helm_jump_1_to_3_loses_data() {
     wait_rolled(&bed, &ns.name, 3);
     let v = wait_healthy(&bed, &ns.name, 3).await;
     let left = count_znodes(&bed, &ns.name).await;
-    eprintln!("after plain helm upgrade 1→3: {left} of 200 znodes left; {}", v.summary());
+    eprintln!(
+        "after plain helm upgrade 1→3: {left} of 200 znodes left; {}",
+        v.summary()
+    );
     assert_eq!(
         left, 0,
         "the bed did not reproduce bitnami/charts#32542: expected the two new empty members to win and \
@@ -42,12 +45,19 @@ async fn e2e_manual_single_steps_keep_data() {
     wait_healthy(&bed, &ns.name, 1).await;
     write_znodes(&bed, &ns.name, 200).await;
 
-    for (n, fixture) in [(2, "bitnami-zookeeper-13.7.4-replicas-2"), (3, "bitnami-zookeeper-13.7.4-replicas-3")] {
+    for (n, fixture) in [
+        (2, "bitnami-zookeeper-13.7.4-replicas-2"),
+        (3, "bitnami-zookeeper-13.7.4-replicas-3"),
+    ] {
         upgrade(&bed, &ns.name, fixture);
         wait_rolled(&bed, &ns.name, n);
         let v = wait_healthy(&bed, &ns.name, n).await;
         assert!(v.leader.is_some());
-        assert_eq!(count_znodes(&bed, &ns.name).await, 200, "znodes lost stepping to {n}");
+        assert_eq!(
+            count_znodes(&bed, &ns.name).await,
+            200,
+            "znodes lost stepping to {n}"
+        );
     }
 }
 
@@ -63,11 +73,35 @@ async fn e2e_deleted_pod_rejoins_with_its_data() {
     let before = wait_healthy(&bed, &ns.name, 3).await;
 
     let pod = format!("{STS}-1");
-    let uid = bed.kubectl(&["get", "pod", "-n", &ns.name, &pod, "-o", "jsonpath={.metadata.uid}"]);
-    let pv = bed.kubectl(&["get", "pvc", "-n", &ns.name, &format!("data-{pod}"), "-o", "jsonpath={.spec.volumeName}"]);
+    let uid = bed.kubectl(&[
+        "get",
+        "pod",
+        "-n",
+        &ns.name,
+        &pod,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let pv = bed.kubectl(&[
+        "get",
+        "pvc",
+        "-n",
+        &ns.name,
+        &format!("data-{pod}"),
+        "-o",
+        "jsonpath={.spec.volumeName}",
+    ]);
     bed.kubectl(&["delete", "pod", "-n", &ns.name, &pod]);
     wait_for("pod recreated", SETTLE, || {
-        let now = bed.kubectl_try(&["get", "pod", "-n", &ns.name, &pod, "-o", "jsonpath={.metadata.uid}"]);
+        let now = bed.kubectl_try(&[
+            "get",
+            "pod",
+            "-n",
+            &ns.name,
+            &pod,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
         match now {
             Ok(u) if !u.is_empty() && u != uid => Ok(()),
             other => Err(format!("{other:?}")),
@@ -75,12 +109,28 @@ async fn e2e_deleted_pod_rejoins_with_its_data() {
     });
     wait_rolled(&bed, &ns.name, 3);
     let after = wait_healthy(&bed, &ns.name, 3).await;
-    assert!(after.znode_count >= before.znode_count, "{} vs {}", after.summary(), before.summary());
-    let pv_after =
-        bed.kubectl(&["get", "pvc", "-n", &ns.name, &format!("data-{pod}"), "-o", "jsonpath={.spec.volumeName}"]);
+    assert!(
+        after.znode_count >= before.znode_count,
+        "{} vs {}",
+        after.summary(),
+        before.summary()
+    );
+    let pv_after = bed.kubectl(&[
+        "get",
+        "pvc",
+        "-n",
+        &ns.name,
+        &format!("data-{pod}"),
+        "-o",
+        "jsonpath={.spec.volumeName}",
+    ]);
     assert_eq!(pv, pv_after, "the claim kept its volume");
     let myid = std::fs::read_to_string(
-        bed.runner_state.join("pv").join(&ns.name).join(format!("data-{pod}")).join("data/myid"),
+        bed.runner_state
+            .join("pv")
+            .join(&ns.name)
+            .join(format!("data-{pod}"))
+            .join("data/myid"),
     )
     .expect("myid on the claim's volume");
     assert_eq!(myid.trim(), "2", "ordinal 1 keeps server id 2");

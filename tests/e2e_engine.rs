@@ -17,7 +17,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zkscale");
 
 fn zkscale(bed: &Bed, ns: &str, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.args(["-n", ns, "--timeout", "150s"]).args(args).env("KUBECONFIG", &bed.kubeconfig);
+    c.args(["-n", ns, "--timeout", "150s"])
+        .args(args)
+        .env("KUBECONFIG", &bed.kubeconfig);
     c
 }
 
@@ -44,7 +46,14 @@ fn start_writer(bed: &Bed, ns: &str) -> Writer {
     let (kubeconfig, kubectl, ns) = (bed.kubeconfig.clone(), bed.kubectl.clone(), ns.to_string());
     Writer::start(move || {
         let out = Command::new(&kubectl)
-            .args(["get", "pods", "-n", &ns, "-o", "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}"])
+            .args([
+                "get",
+                "pods",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
+            ])
             .env("KUBECONFIG", &kubeconfig)
             .output();
         out.map(|o| {
@@ -67,7 +76,11 @@ async fn scale_checked(bed: &Bed, ns: &str, to: usize) {
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let report = w.stop();
-    assert_eq!(out.status.code(), Some(0), "kubectl zkscale --to {to} failed");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kubectl zkscale --to {to} failed"
+    );
     let v = wait_healthy(bed, ns, to).await;
     assert_eq!(v.voters.len(), to);
     let addr = member_addrs(bed, ns, to).remove(0);
@@ -80,9 +93,19 @@ async fn scale_checked(bed: &Bed, ns: &str, to: usize) {
         report.longest_gap.as_secs_f64(),
         lost.len()
     );
-    assert!(lost.is_empty(), "acknowledged writes lost scaling to {to}: {lost:?}");
-    assert!(!report.acked.is_empty(), "the writer never got a write through");
-    assert_eq!(count_znodes(bed, ns).await, 200, "znodes under /data lost scaling to {to}");
+    assert!(
+        lost.is_empty(),
+        "acknowledged writes lost scaling to {to}: {lost:?}"
+    );
+    assert!(
+        !report.acked.is_empty(),
+        "the writer never got a write through"
+    );
+    assert_eq!(
+        count_znodes(bed, ns).await,
+        200,
+        "znodes under /data lost scaling to {to}"
+    );
     assert_eq!(sts_field(bed, ns, ".spec.replicas"), to.to_string());
 }
 
@@ -117,7 +140,10 @@ async fn e2e_kill_mid_step_then_rerun_converges() {
     fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1).await;
     let w = start_writer(&bed, &ns.name);
 
-    let mut first = zkscale(&bed, &ns.name, &["--to", "3"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = zkscale(&bed, &ns.name, &["--to", "3"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
     // Wait until it is inside step 2→3 (after the first restart of that step began).
     let mut seen_step2 = false;
@@ -134,31 +160,47 @@ async fn e2e_kill_mid_step_then_rerun_converges() {
     assert!(seen_step2, "first run ended before step 2→3");
 
     let second = run(zkscale(&bed, &ns.name, &["--to", "3"]));
-    assert_eq!(second.status.code(), Some(3), "a concurrent run must be refused");
+    assert_eq!(
+        second.status.code(),
+        Some(3),
+        "a concurrent run must be refused"
+    );
     let msg = String::from_utf8_lossy(&second.stderr);
-    assert!(msg.contains("holds the lock") && msg.contains("since"), "{msg}");
+    assert!(
+        msg.contains("holds the lock") && msg.contains("since"),
+        "{msg}"
+    );
 
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     std::thread::spawn(move || for _ in lines {});
 
     // The dead run's lease is still fresh at first: refused with exit 3 until it expires.
-    let converged = wait_for("rerun after the killed run's lease expires", Duration::from_secs(300), || {
-        let out = run(zkscale(&bed, &ns.name, &["--to", "3"]));
-        match out.status.code() {
-            Some(0) => Ok(()),
-            Some(3) if String::from_utf8_lossy(&out.stderr).contains("holds the lock") => Err("lock held".into()),
-            other => panic!("rerun failed with {other:?}"),
-        }
-    });
-    let _ = converged;
+    wait_for(
+        "rerun after the killed run's lease expires",
+        Duration::from_secs(300),
+        || {
+            let out = run(zkscale(&bed, &ns.name, &["--to", "3"]));
+            match out.status.code() {
+                Some(0) => Ok(()),
+                Some(3) if String::from_utf8_lossy(&out.stderr).contains("holds the lock") => {
+                    Err("lock held".into())
+                }
+                other => panic!("rerun failed with {other:?}"),
+            }
+        },
+    );
     let report = w.stop();
     wait_healthy(&bed, &ns.name, 3).await;
     let addr = member_addrs(&bed, &ns.name, 3).remove(0);
     let lost = writer::lost(&addr, &report).await;
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     assert_eq!(count_znodes(&bed, &ns.name).await, 200);
-    let op = sts_field(&bed, &ns.name, ".metadata.annotations.zkscale\\.io/operation");
+    let op = sts_field(
+        &bed,
+        &ns.name,
+        ".metadata.annotations.zkscale\\.io/operation",
+    );
     assert!(op.is_empty(), "operation annotation left behind: {op}");
 }
 
@@ -168,9 +210,17 @@ async fn e2e_member_that_cannot_start_stops_at_safe_size() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-block");
     fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1).await;
-    bed.block_pod_start(&ns.name, &format!("{STS}-1"), "e2e: member 1 must never start");
+    bed.block_pod_start(
+        &ns.name,
+        &format!("{STS}-1"),
+        "e2e: member 1 must never start",
+    );
     let out = run(zkscale(&bed, &ns.name, &["--to", "3", "--timeout", "40s"]));
-    assert_eq!(out.status.code(), Some(4), "expected exit 4 (stopped at a safe size)");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "expected exit 4 (stopped at a safe size)"
+    );
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains("stopped at 1 member"), "{msg}");
     assert!(msg.contains("re-run"), "{msg}");
@@ -179,7 +229,11 @@ async fn e2e_member_that_cannot_start_stops_at_safe_size() {
     assert!(v.healthy);
     assert_eq!(count_znodes(&bed, &ns.name).await, 200);
     let claims = bed.kubectl(&["get", "pvc", "-n", &ns.name, "-o", "name"]);
-    assert_eq!(claims.lines().count(), 1, "the failed member's claim must not be left to rejoin: {claims}");
+    assert_eq!(
+        claims.lines().count(),
+        1,
+        "the failed member's claim must not be left to rejoin: {claims}"
+    );
 }
 
 /// A claim left by an earlier scale-down (kept on purpose) blocks the next scale-up until
@@ -189,13 +243,29 @@ async fn e2e_stale_claim_refused_then_cleaned_with_flag() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-stale");
     fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-3", 3).await;
-    let down = run(zkscale(&bed, &ns.name, &["--to", "2", "--keep-removed-claims"]));
+    let down = run(zkscale(
+        &bed,
+        &ns.name,
+        &["--to", "2", "--keep-removed-claims"],
+    ));
     assert_eq!(down.status.code(), Some(0));
     let up = run(zkscale(&bed, &ns.name, &["--to", "3"]));
-    assert_eq!(up.status.code(), Some(3), "scale-up onto a stale claim must be refused");
+    assert_eq!(
+        up.status.code(),
+        Some(3),
+        "scale-up onto a stale claim must be refused"
+    );
     assert!(String::from_utf8_lossy(&up.stderr).contains(&format!("data-{STS}-2")));
-    assert_eq!(sts_field(&bed, &ns.name, ".spec.replicas"), "2", "refused means unchanged");
-    let up = run(zkscale(&bed, &ns.name, &["--to", "3", "--delete-stale-claims"]));
+    assert_eq!(
+        sts_field(&bed, &ns.name, ".spec.replicas"),
+        "2",
+        "refused means unchanged"
+    );
+    let up = run(zkscale(
+        &bed,
+        &ns.name,
+        &["--to", "3", "--delete-stale-claims"],
+    ));
     assert_eq!(up.status.code(), Some(0));
     wait_healthy(&bed, &ns.name, 3).await;
     assert_eq!(count_znodes(&bed, &ns.name).await, 200);
@@ -211,12 +281,29 @@ async fn e2e_runs_with_the_minimal_role() {
     bed.kubectl(&["apply", "-n", &ns.name, "-f", role.to_str().unwrap()]);
     bed.kubectl(&["create", "serviceaccount", "-n", &ns.name, "zkscale"]);
     bed.kubectl(&[
-        "create", "rolebinding", "-n", &ns.name, "zkscale", "--role=kubectl-zkscale",
+        "create",
+        "rolebinding",
+        "-n",
+        &ns.name,
+        "zkscale",
+        "--role=kubectl-zkscale",
         &format!("--serviceaccount={}:zkscale", ns.name),
     ]);
     let token = bed.kubectl(&["create", "token", "-n", &ns.name, "zkscale"]);
-    let server = bed.kubectl(&["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"]);
-    let ca = bed.kubectl(&["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.certificate-authority}"]);
+    let server = bed.kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let ca = bed.kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority}",
+    ]);
     let kc = std::env::temp_dir().join(format!("zkscale-sa-{}.kubeconfig", ns.name));
     std::fs::write(
         &kc,
@@ -239,9 +326,15 @@ async fn e2e_runs_with_the_minimal_role() {
         .args(["--kubeconfig", kc.to_str().unwrap(), "get", "secrets"])
         .output()
         .unwrap();
-    assert!(!forbidden.status.success(), "the Role must not grant secrets");
+    assert!(
+        !forbidden.status.success(),
+        "the Role must not grant secrets"
+    );
     assert_eq!(as_sa(&["status"]).status.code(), Some(0));
-    assert_eq!(as_sa(&["--to", "2", "--timeout", "150s"]).status.code(), Some(0));
+    assert_eq!(
+        as_sa(&["--to", "2", "--timeout", "150s"]).status.code(),
+        Some(0)
+    );
     wait_healthy(&bed, &ns.name, 2).await;
     assert_eq!(count_znodes(&bed, &ns.name).await, 200);
 }

@@ -13,31 +13,47 @@ pub const STS: &str = "zk-zookeeper";
 pub const SETTLE: Duration = Duration::from_secs(240);
 
 pub fn sts_field(bed: &Bed, ns: &str, path: &str) -> String {
-    bed.kubectl_try(&["get", "statefulset", "-n", ns, STS, "-o", &format!("jsonpath={{{path}}}")])
-        .unwrap_or_default()
+    bed.kubectl_try(&[
+        "get",
+        "statefulset",
+        "-n",
+        ns,
+        STS,
+        "-o",
+        &format!("jsonpath={{{path}}}"),
+    ])
+    .unwrap_or_default()
 }
 
 /// The StatefulSet controller has finished: `n` pods, all Ready, all on the update revision.
 pub fn wait_rolled(bed: &Bed, ns: &str, n: usize) {
-    wait_for(&format!("StatefulSet rolled out with {n} ready pods"), SETTLE, || {
-        let ready = sts_field(bed, ns, ".status.readyReplicas");
-        let updated = sts_field(bed, ns, ".status.updatedReplicas");
-        let cur = sts_field(bed, ns, ".status.currentRevision");
-        let upd = sts_field(bed, ns, ".status.updateRevision");
-        let want = n.to_string();
-        if ready == want && updated == want && cur == upd {
-            Ok(())
-        } else {
-            Err(format!("ready={ready} updated={updated} current={cur} update={upd}"))
-        }
-    })
+    wait_for(
+        &format!("StatefulSet rolled out with {n} ready pods"),
+        SETTLE,
+        || {
+            let ready = sts_field(bed, ns, ".status.readyReplicas");
+            let updated = sts_field(bed, ns, ".status.updatedReplicas");
+            let cur = sts_field(bed, ns, ".status.currentRevision");
+            let upd = sts_field(bed, ns, ".status.updateRevision");
+            let want = n.to_string();
+            if ready == want && updated == want && cur == upd {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ready={ready} updated={updated} current={cur} update={upd}"
+                ))
+            }
+        },
+    )
 }
 
 /// Observes members `0..n` directly at their pod IPs and returns the verdict for voters 1..=n.
 pub async fn observe(bed: &Bed, ns: &str, n: usize) -> Verdict {
     let members: Vec<(u32, String)> = (0..n)
         .map(|o| {
-            let ip = bed.pod_ip(ns, &format!("{STS}-{o}")).unwrap_or_else(|| "127.0.0.255".into());
+            let ip = bed
+                .pod_ip(ns, &format!("{STS}-{o}"))
+                .unwrap_or_else(|| "127.0.0.255".into());
             (o as u32 + 1, format!("{ip}:2181"))
         })
         .collect();
@@ -53,7 +69,11 @@ pub async fn wait_healthy(bed: &Bed, ns: &str, n: usize) -> Verdict {
             eprintln!("[{:>5.1}s] {}", start.elapsed().as_secs_f64(), v.summary());
             return v;
         }
-        assert!(start.elapsed() < SETTLE, "ensemble never healthy: {}", v.summary());
+        assert!(
+            start.elapsed() < SETTLE,
+            "ensemble never healthy: {}",
+            v.summary()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -61,17 +81,23 @@ pub async fn wait_healthy(bed: &Bed, ns: &str, n: usize) -> Verdict {
 /// Writes `/data/n0..n{count}` through `kubectl port-forward` to pod 0.
 pub async fn write_znodes(bed: &Bed, ns: &str, count: usize) {
     let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
-    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10)).await.expect("connect");
+    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
+        .await
+        .expect("connect");
     c.ensure("/data").await.expect("create /data");
     let paths: Vec<String> = (0..count).map(|i| format!("/data/n{i}")).collect();
-    c.create_many(&paths, b"payload").await.expect("create znodes");
+    c.create_many(&paths, b"payload")
+        .await
+        .expect("create znodes");
     c.close().await.ok();
 }
 
 /// Children of `/data` through a port-forward to pod 0 (0 when `/data` itself is gone).
 pub async fn count_znodes(bed: &Bed, ns: &str) -> usize {
     let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
-    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10)).await.expect("connect");
+    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
+        .await
+        .expect("connect");
     let n = if c.exists("/data").await.expect("exists") {
         c.get_children("/data").await.expect("children").len()
     } else {

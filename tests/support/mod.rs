@@ -4,6 +4,6 @@
 
 pub mod bed;
 pub mod chart;
+pub mod writer;
 pub mod zk_client;
 pub mod zk_ensemble;
-pub mod writer;

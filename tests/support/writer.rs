@@ -37,7 +37,10 @@ impl Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(write_loop(addrs, flag))
         });
         Writer { stop, handle }
@@ -51,7 +54,12 @@ impl Writer {
 
 async fn connect_any(addrs: &[String]) -> Option<ZkClient> {
     for a in addrs {
-        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(3), ZkClient::connect(a, Duration::from_secs(10))).await {
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            Duration::from_secs(3),
+            ZkClient::connect(a, Duration::from_secs(10)),
+        )
+        .await
+        {
             return Some(c);
         }
     }
@@ -59,7 +67,11 @@ async fn connect_any(addrs: &[String]) -> Option<ZkClient> {
 }
 
 async fn write_loop<F: Fn() -> Vec<String>>(addrs: F, stop: Arc<AtomicBool>) -> WriterReport {
-    let mut report = WriterReport { acked: Vec::new(), errors: 0, longest_gap: Duration::ZERO };
+    let mut report = WriterReport {
+        acked: Vec::new(),
+        errors: 0,
+        longest_gap: Duration::ZERO,
+    };
     let mut client: Option<ZkClient> = None;
     let mut last_ok = Instant::now();
     let mut n = 0u64;
@@ -83,7 +95,11 @@ async fn write_loop<F: Fn() -> Vec<String>>(addrs: F, stop: Arc<AtomicBool>) -> 
             }
         }
         let path = format!("{ROOT}/n{n:06}");
-        let res = tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"w", CreateMode::Persistent)).await;
+        let res = tokio::time::timeout(
+            Duration::from_secs(5),
+            c.create(&path, b"w", CreateMode::Persistent),
+        )
+        .await;
         match res {
             // NODE_EXISTS on a retry: the earlier attempt was applied before the connection broke.
             Ok(Ok(_)) => {}
@@ -106,7 +122,9 @@ async fn write_loop<F: Fn() -> Vec<String>>(addrs: F, stop: Arc<AtomicBool>) -> 
 
 /// Acknowledged writes missing from the ensemble now (read through `addr`).
 pub async fn lost(addr: &str, report: &WriterReport) -> Vec<u64> {
-    let mut c = ZkClient::connect(addr, Duration::from_secs(10)).await.expect("connect for verification");
+    let mut c = ZkClient::connect(addr, Duration::from_secs(10))
+        .await
+        .expect("connect for verification");
     let present: BTreeSet<u64> = c
         .get_children(ROOT)
         .await
@@ -115,5 +133,10 @@ pub async fn lost(addr: &str, report: &WriterReport) -> Vec<u64> {
         .filter_map(|n| n.strip_prefix('n').and_then(|d| d.parse().ok()))
         .collect();
     c.close().await.ok();
-    report.acked.iter().copied().filter(|n| !present.contains(n)).collect()
+    report
+        .acked
+        .iter()
+        .copied()
+        .filter(|n| !present.contains(n))
+        .collect()
 }

@@ -64,7 +64,12 @@ fn log(msg: impl AsRef<str>) {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    eprintln!("[runner {}.{:03}] {}", t.as_secs(), t.subsec_millis(), msg.as_ref());
+    eprintln!(
+        "[runner {}.{:03}] {}",
+        t.as_secs(),
+        t.subsec_millis(),
+        msg.as_ref()
+    );
 }
 
 /// A running (or stopping) pod this runner owns.
@@ -193,7 +198,11 @@ impl Runner {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
 
         if pod.metadata.deletion_timestamp.is_some() {
-            let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
+            let grace = pod
+                .metadata
+                .deletion_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64;
             let done = match self.pods.get_mut(&k) {
                 Some(run) => terminate(&k, run, Duration::from_secs(grace)).await,
                 None => true,
@@ -240,7 +249,9 @@ impl Runner {
             };
             if run.launch.is_none() {
                 run.next_restart = None;
-                log(format!("{k}: not a ZooKeeper pod; marked running without a process"));
+                log(format!(
+                    "{k}: not a ZooKeeper pod; marked running without a process"
+                ));
             }
             self.pods.insert(k.clone(), run);
             self.ensure_forward(pod, ip).await?;
@@ -350,7 +361,11 @@ impl Runner {
             if spec.volume_name.is_some() || !(immediate || selected == Some(&self.node)) {
                 continue;
             }
-            let name = format!("bed-{}-{}", pvc.namespace().unwrap_or_default(), pvc.name_any());
+            let name = format!(
+                "bed-{}-{}",
+                pvc.namespace().unwrap_or_default(),
+                pvc.name_any()
+            );
             let dir = self.pv_dir(&k);
             std::fs::create_dir_all(&dir)?;
             let storage = spec
@@ -380,7 +395,8 @@ impl Runner {
                 Err(e) => return Err(e.into()),
             }
         }
-        let live: HashMap<String, Option<String>> = pvcs.iter().map(|c| (key(c), c.uid())).collect();
+        let live: HashMap<String, Option<String>> =
+            pvcs.iter().map(|c| (key(c), c.uid())).collect();
         for (claim, pv) in by_claim {
             let Some(c) = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) else {
                 continue;
@@ -388,13 +404,20 @@ impl Runner {
             let same = live.get(&claim).map(|u| u.as_deref() == c.uid.as_deref());
             if same != Some(true) && pv.labels().contains_key("zkscale.bed/pvc") {
                 let dir = self.pv_dir(&claim);
-                match pv_api.delete(&pv.name_any(), &DeleteParams::default()).await {
+                match pv_api
+                    .delete(&pv.name_any(), &DeleteParams::default())
+                    .await
+                {
                     Ok(_) => {}
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(e.into()),
                 }
                 let _ = std::fs::remove_dir_all(&dir);
-                log(format!("{claim}: claim deleted; removed PV {} and {}", pv.name_any(), dir.display()));
+                log(format!(
+                    "{claim}: claim deleted; removed PV {} and {}",
+                    pv.name_any(),
+                    dir.display()
+                ));
             }
         }
         Ok(())
@@ -411,10 +434,14 @@ impl Runner {
         let mut by_ns: BTreeMap<String, Vec<(String, Ipv4Addr)>> = BTreeMap::new();
         for p in pods {
             let k = key(p);
-            let Some(run) = self.pods.get(&k) else { continue };
+            let Some(run) = self.pods.get(&k) else {
+                continue;
+            };
             let ns = p.namespace().unwrap_or_default();
             let spec = p.spec.as_ref();
-            let host = spec.and_then(|s| s.hostname.clone()).unwrap_or_else(|| p.name_any());
+            let host = spec
+                .and_then(|s| s.hostname.clone())
+                .unwrap_or_else(|| p.name_any());
             let e = by_ns.entry(ns.clone()).or_default();
             e.push((host.clone(), run.ip));
             if let Some(sub) = spec.and_then(|s| s.subdomain.clone()) {
@@ -427,7 +454,9 @@ impl Runner {
         // A Service name resolves to the first running pod it selects (no kube-proxy here).
         for s in services {
             let ns = s.namespace().unwrap_or_default();
-            let Some(sel) = s.spec.as_ref().and_then(|s| s.selector.clone()) else { continue };
+            let Some(sel) = s.spec.as_ref().and_then(|s| s.selector.clone()) else {
+                continue;
+            };
             if sel.is_empty() {
                 continue;
             }
@@ -515,7 +544,9 @@ async fn supervise(k: &str, run: &mut Running) {
     }
     if let Some(child) = run.child.as_mut() {
         if let Ok(Some(st)) = child.try_wait() {
-            log(format!("{k}: process exited ({st}); restarting with backoff"));
+            log(format!(
+                "{k}: process exited ({st}); restarting with backoff"
+            ));
             run.child = None;
             run.last_exit = Some(st.to_string());
             run.probe.reset();
@@ -528,7 +559,9 @@ async fn supervise(k: &str, run: &mut Running) {
     if Instant::now() < due {
         return;
     }
-    let Some(launch) = run.launch.as_ref() else { return };
+    let Some(launch) = run.launch.as_ref() else {
+        return;
+    };
     match launch.blocked() {
         Some(why) => {
             run.next_restart = Some(Instant::now() + Duration::from_secs(2));
@@ -539,7 +572,11 @@ async fn supervise(k: &str, run: &mut Running) {
                 if run.last_exit.is_some() {
                     run.restarts += 1;
                 }
-                log(format!("{k}: started ZooKeeper pid {:?} on {}", child.id(), run.ip));
+                log(format!(
+                    "{k}: started ZooKeeper pid {:?} on {}",
+                    child.id(),
+                    run.ip
+                ));
                 run.child = Some(child);
                 run.started_at = now_rfc3339();
                 run.next_probe = Instant::now() + run.probe.initial_delay;
@@ -569,7 +606,9 @@ async fn probe(run: &mut Running) {
 
 /// SIGTERM once, then SIGKILL at the deadline. Returns true when the process is gone.
 async fn terminate(k: &str, run: &mut Running, grace: Duration) -> bool {
-    let Some(child) = run.child.as_mut() else { return true };
+    let Some(child) = run.child.as_mut() else {
+        return true;
+    };
     if let Ok(Some(_)) = child.try_wait() {
         run.child = None;
         return true;
@@ -577,7 +616,10 @@ async fn terminate(k: &str, run: &mut Running, grace: Duration) -> bool {
     match run.terminating {
         None => {
             if let Some(pid) = child.id() {
-                log(format!("{k}: SIGTERM pid {pid} (grace {}s)", grace.as_secs()));
+                log(format!(
+                    "{k}: SIGTERM pid {pid} (grace {}s)",
+                    grace.as_secs()
+                ));
                 signal(pid, "TERM");
             }
             run.terminating = Some(Instant::now() + grace);

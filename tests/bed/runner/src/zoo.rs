@@ -51,12 +51,23 @@ impl Launch {
             return Ok(None);
         };
         let env = env_of(pod, c, ip);
-        let get = |k: &str, d: &str| env.get(k).cloned().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_string());
+        let get = |k: &str, d: &str| {
+            env.get(k)
+                .cloned()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.to_string())
+        };
         let ns = pod.namespace().unwrap_or_default();
         let dir = pod_dir(state, pod);
         std::fs::create_dir_all(&dir)?;
 
-        let data_dir = host_path(pod, c, &get("ZOO_DATA_DIR", "/bitnami/zookeeper/data"), state, &dir)?;
+        let data_dir = host_path(
+            pod,
+            c,
+            &get("ZOO_DATA_DIR", "/bitnami/zookeeper/data"),
+            state,
+            &dir,
+        )?;
         std::fs::create_dir_all(&data_dir)?;
         let myid_file = data_dir.join("myid");
         let id: u32 = match std::fs::read_to_string(&myid_file) {
@@ -68,7 +79,9 @@ impl Launch {
             }
         };
 
-        let client_port: u16 = get("ZOO_PORT_NUMBER", "2181").parse().context("ZOO_PORT_NUMBER")?;
+        let client_port: u16 = get("ZOO_PORT_NUMBER", "2181")
+            .parse()
+            .context("ZOO_PORT_NUMBER")?;
         let mut cfg = vec![
             format!("tickTime={}", get("ZOO_TICK_TIME", "2000")),
             format!("initLimit={}", get("ZOO_INIT_LIMIT", "10")),
@@ -77,12 +90,24 @@ impl Launch {
             format!("clientPort={client_port}"),
             format!("clientPortAddress={ip}"),
             format!("maxClientCnxns={}", get("ZOO_MAX_CLIENT_CNXNS", "60")),
-            format!("autopurge.purgeInterval={}", get("ZOO_AUTOPURGE_INTERVAL", "0")),
-            format!("autopurge.snapRetainCount={}", get("ZOO_AUTOPURGE_RETAIN_COUNT", "3")),
-            format!("maxSessionTimeout={}", get("ZOO_MAX_SESSION_TIMEOUT", "40000")),
+            format!(
+                "autopurge.purgeInterval={}",
+                get("ZOO_AUTOPURGE_INTERVAL", "0")
+            ),
+            format!(
+                "autopurge.snapRetainCount={}",
+                get("ZOO_AUTOPURGE_RETAIN_COUNT", "3")
+            ),
+            format!(
+                "maxSessionTimeout={}",
+                get("ZOO_MAX_SESSION_TIMEOUT", "40000")
+            ),
             format!("preAllocSize={}", get("ZOO_PRE_ALLOC_SIZE", "65536")),
             format!("snapCount={}", get("ZOO_SNAPCOUNT", "100000")),
-            format!("4lw.commands.whitelist={}", get("ZOO_4LW_COMMANDS_WHITELIST", "srvr, mntr")),
+            format!(
+                "4lw.commands.whitelist={}",
+                get("ZOO_4LW_COMMANDS_WHITELIST", "srvr, mntr")
+            ),
             "admin.enableServer=false".into(),
         ];
         let log_dir = get("ZOO_DATA_LOG_DIR", "");
@@ -146,7 +171,10 @@ impl Launch {
     }
 
     pub fn spawn(&self) -> Result<Child> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(&self.java)
             .args(&self.args)
             .stdin(std::process::Stdio::null())
@@ -180,13 +208,22 @@ fn env_of(pod: &Pod, c: &Container, ip: Ipv4Addr) -> BTreeMap<String, String> {
 
 /// Maps a container path to the host directory behind its volume: a claim's PV directory, or a
 /// per-pod directory for emptyDir.
-fn host_path(pod: &Pod, c: &Container, path: &str, state: &Path, pod_dir: &Path) -> Result<PathBuf> {
+fn host_path(
+    pod: &Pod,
+    c: &Container,
+    path: &str,
+    state: &Path,
+    pod_dir: &Path,
+) -> Result<PathBuf> {
     let spec = pod.spec.as_ref().context("pod without spec")?;
     let mount = c
         .volume_mounts
         .iter()
         .flatten()
-        .filter(|m| path == m.mount_path || path.starts_with(&format!("{}/", m.mount_path.trim_end_matches('/'))))
+        .filter(|m| {
+            path == m.mount_path
+                || path.starts_with(&format!("{}/", m.mount_path.trim_end_matches('/')))
+        })
         .max_by_key(|m| m.mount_path.len())
         .with_context(|| format!("no volume mounted at {path}"))?;
     let rest = path[mount.mount_path.len()..].trim_start_matches('/');
@@ -279,7 +316,11 @@ fn server_lines(servers: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let (addr, id) = match e.rsplit_once("::") {
-            Some((a, id)) if with_ids => (a, id.parse::<u32>().with_context(|| format!("server id in {e}"))?),
+            Some((a, id)) if with_ids => (
+                a,
+                id.parse::<u32>()
+                    .with_context(|| format!("server id in {e}"))?,
+            ),
             _ if with_ids => bail!("entry {e} has no ::id while others do"),
             _ => (*e, i as u32 + 1),
         };
@@ -371,13 +412,20 @@ mod tests {
         );
         assert_eq!(
             server_lines("a:2888:3888,b:2888:3888;c:2888:3888").unwrap(),
-            vec!["server.1=a:2888:3888", "server.2=b:2888:3888", "server.3=c:2888:3888"]
+            vec![
+                "server.1=a:2888:3888",
+                "server.2=b:2888:3888",
+                "server.3=c:2888:3888"
+            ]
         );
     }
 
     #[test]
     fn min_server_id_from_setup_sh() {
-        assert_eq!(min_server_id("export ZOO_SERVER_ID=\"$((ORD + 10 ))\""), Some(10));
+        assert_eq!(
+            min_server_id("export ZOO_SERVER_ID=\"$((ORD + 10 ))\""),
+            Some(10)
+        );
         assert_eq!(min_server_id("nothing"), None);
     }
 }
