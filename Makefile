@@ -39,8 +39,9 @@ testbed-down: ## stop the test bed; leaves no process, port or state behind
 demo: testbed-up ## the main job on the local test bed: 1 member with data → 3, nothing lost
 	tests/demo.sh
 
-bench: ## benchmarks that print figures (nothing is asserted about time)
+bench: testbed-up ## benchmarks that print figures (nothing is asserted about time)
 	$(CARGO) bench --bench post_render
+	$(CARGO) bench --bench scale
 
 install: build ## install kubectl-zkscale on PATH (~/.local/bin or PREFIX)
 	install -D -m 0755 target/release/kubectl-zkscale $${PREFIX:-$$HOME/.local}/bin/kubectl-zkscale

@@ -455,9 +455,15 @@ impl<'p> Engine<'p> {
     async fn run(&self, target: u32, first: plan::Plan) -> Result<Verdict, EngineError> {
         let mut plan = first;
         let mut started_any = false;
+        // The verdict of the gate that just passed: the next pre-gate (or the final one) would
+        // only ask the same question again a moment later.
+        let mut just_passed: Option<Verdict> = None;
         loop {
             let Some(step) = plan.steps.first().cloned() else {
-                let v = self.gate("final", None, None).await?;
+                let v = match just_passed {
+                    Some(v) => v,
+                    None => self.gate("final", None, None, self.opts.timeout).await?,
+                };
                 self.emit(Event::Done {
                     size: target,
                     elapsed_ms: self.start.elapsed().as_millis() as u64,
@@ -470,25 +476,25 @@ impl<'p> Engine<'p> {
                 to: step.to,
                 resumed: step.resumed,
             });
-            // Pre-gate: a step starts from a whole ensemble (a resumed one is half-way by definition).
-            let baseline = if step.resumed {
-                None
+            // Pre-gate: a step starts from a whole ensemble (a resumed one is half-way by
+            // definition). Before anything changed, an unhealthy ensemble is refused soon.
+            let pre_timeout = if started_any {
+                self.opts.timeout
             } else {
-                match self
-                    .gate(
-                        &format!("pre-step {}→{}", step.from, step.to),
-                        None,
-                        Some(step.from),
-                    )
-                    .await
-                {
-                    Ok(v) => v.baseline(),
-                    Err(e) if !started_any => {
-                        match &self.opts.force {
+                self.opts.timeout.min(REFUSE_AFTER)
+            };
+            let baseline = match (step.resumed, just_passed.take()) {
+                (true, _) => None,
+                (false, Some(v)) => v.baseline(),
+                (false, None) => {
+                    let name = format!("pre-step {}→{}", step.from, step.to);
+                    match self.gate(&name, None, Some(step.from), pre_timeout).await {
+                        Ok(v) => v.baseline(),
+                        Err(e) if !started_any => match &self.opts.force {
                             Some(reason) => {
                                 self.emit(Event::Warning {
-                                message: format!("--force ({reason}): starting from an unhealthy ensemble: {e}"),
-                            });
+                                    message: format!("--force ({reason}): starting from an unhealthy ensemble: {e}"),
+                                });
                                 None
                             }
                             None => {
@@ -496,21 +502,20 @@ impl<'p> Engine<'p> {
                                     "the ensemble is not healthy: {e}"
                                 )))
                             }
-                        }
+                        },
+                        Err(e) => return Err(e),
                     }
-                    Err(e) => return Err(e),
                 }
             };
             self.check_new_claims(&step).await?;
             started_any = true;
             let replan = self.execute(&step, target).await?;
             if !replan {
-                self.gate(
-                    &format!("post-step {}→{}", step.from, step.to),
-                    baseline,
-                    Some(step.to),
-                )
-                .await?;
+                let name = format!("post-step {}→{}", step.from, step.to);
+                just_passed = Some(
+                    self.gate(&name, baseline, Some(step.to), self.opts.timeout)
+                        .await?,
+                );
             }
             plan = self.plan(target).await?;
         }
@@ -608,12 +613,12 @@ impl<'p> Engine<'p> {
                     id,
                     expect,
                 } => {
-                    self.restart(*ordinal).await?;
+                    self.restart(*ordinal, false).await?;
                     restarted_any = true;
                     self.wait_member(*ordinal, *id, *expect, None).await?;
                 }
                 Action::MoveLeadership { ordinal, id } => {
-                    self.restart(*ordinal).await?;
+                    self.restart(*ordinal, true).await?;
                     self.wait_member(*ordinal, *id, Expect::Follow, Some(*id))
                         .await?;
                     return Ok(true);
@@ -680,7 +685,8 @@ impl<'p> Engine<'p> {
             if let Some(claim) = live.claims.get(&ordinal) {
                 cluster::delete_claim(&self.client, &self.namespace, claim).await?;
             }
-            self.gate("after roll-back", None, Some(size)).await
+            self.gate("after roll-back", None, Some(size), self.opts.timeout)
+                .await
         };
         match undo.await {
             Ok(_) => EngineError::Stopped {
@@ -696,15 +702,17 @@ impl<'p> Engine<'p> {
         }
     }
 
-    async fn restart(&self, ordinal: u32) -> Result<(), EngineError> {
+    async fn restart(&self, ordinal: u32, always: bool) -> Result<(), EngineError> {
         let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
         let Some(pod) = live.pods.get(&ordinal).cloned() else {
             return Ok(()); // already gone: the controller is recreating it
         };
-        if live.pod_current(ordinal)
+        if !always
+            && live.pod_current(ordinal)
             && pod.servers_env.as_deref() == Some(live.zk.servers_env.as_str())
         {
-            // Resumed after a crash that happened after this restart.
+            // Resumed after a crash that happened after this restart. (A leadership move
+            // restarts a pod that already has the current list, so it always restarts.)
             return Ok(());
         }
         self.emit(Event::Action {
@@ -760,17 +768,17 @@ impl<'p> Engine<'p> {
         name: &str,
         baseline: Option<Baseline>,
         size: Option<u32>,
+        timeout: Duration,
     ) -> Result<Verdict, EngineError> {
         let start = Instant::now();
+        let mut polls = 0;
         loop {
             let seen = self.see().await?;
-            // Exact zxids first; under steady client writes members are asked at slightly different
-            // moments, so after a while accept a small lag within the leader's epoch.
-            let lag = if start.elapsed() > Duration::from_secs(3) {
-                WRITE_LAG
-            } else {
-                0
-            };
+            // Exact zxids first; under steady client writes members are asked at slightly
+            // different moments, so from the second look on accept a small lag within the
+            // leader's epoch (znode counts are then held to the baseline, not to each other).
+            let lag = if polls == 0 { 0 } else { WRITE_LAG };
+            polls += 1;
             let v = seen.verdict(baseline, lag);
             if v.healthy {
                 self.emit(Event::Gate {
@@ -781,7 +789,7 @@ impl<'p> Engine<'p> {
                 });
                 return Ok(v);
             }
-            if start.elapsed() > self.opts.timeout {
+            if start.elapsed() > timeout {
                 self.emit(Event::Gate {
                     name: name.into(),
                     passed: false,
@@ -791,8 +799,7 @@ impl<'p> Engine<'p> {
                 return Err(EngineError::Stopped {
                     size: size.unwrap_or_else(|| seen.live.replicas()),
                     reason: format!(
-                        "gate `{name}` not passed after {:?}: {}",
-                        self.opts.timeout,
+                        "gate `{name}` not passed after {timeout:?}: {}",
                         v.summary()
                     ),
                 });
@@ -916,6 +923,9 @@ fn in_sync(seen: &Seen, ordinal: u32, id: u32, not_leader: Option<u32>) -> Resul
         other => Err(describe(other)),
     }
 }
+
+/// How long the first pre-gate waits for an unhealthy ensemble before refusing (exit 3).
+const REFUSE_AFTER: Duration = Duration::from_secs(30);
 
 /// Largest zxid lag (transactions, same epoch) accepted while clients keep writing: members are
 /// asked at slightly different moments.

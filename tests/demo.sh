@@ -14,8 +14,9 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 cd "$root"
 say "building kubectl-zkscale"
 cargo build -q --release --bin kubectl-zkscale --example zk_data
-export PATH="$root/target/release:$PATH"   # kubectl finds the plugin as `kubectl zkscale`
-zk_data="$root/target/release/examples/zk_data"
+target="${CARGO_TARGET_DIR:-$root/target}"
+export PATH="$target/release:$PATH"   # kubectl finds the plugin as `kubectl zkscale`
+zk_data="$target/release/examples/zk_data"
 
 say "helm install zk (bitnami/zookeeper 13.7.4, replicaCount=1) in namespace $ns"
 "$helm" uninstall zk -n "$ns" --wait >/dev/null 2>&1 || true

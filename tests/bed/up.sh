@@ -20,7 +20,7 @@ bed_stop_all   # leftovers of a crashed bed: processes only; state is rebuilt be
 eval "$("$here/install.sh" env)"
 log "building the pod runner"
 (cd "$root" && cargo build -q -p zkscale-testbed-runner)
-runner_bin="$root/target/debug/zkscale-pod-runner"
+runner_bin="${CARGO_TARGET_DIR:-$root/target}/debug/zkscale-pod-runner"
 
 rm -rf "$BED" && mkdir -p "$BED"/{logs,pids,etcd,kwok}
 "$here/pki.sh" "$BED/pki"
