@@ -44,6 +44,6 @@ bench: testbed-up ## benchmarks that print figures (nothing is asserted about ti
 	$(CARGO) bench --bench scale
 
 install: build ## install kubectl-zkscale on PATH (~/.local/bin or PREFIX)
-	install -D -m 0755 target/release/kubectl-zkscale $${PREFIX:-$$HOME/.local}/bin/kubectl-zkscale
+	install -D -m 0755 $${CARGO_TARGET_DIR:-target}/release/kubectl-zkscale $${PREFIX:-$$HOME/.local}/bin/kubectl-zkscale
 
 .PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench install
