@@ -33,32 +33,17 @@ impl Elections {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (s, v) = (stop.clone(), seen.clone());
-        let (kubeconfig, kubectl, ns) =
-            (bed.kubeconfig.clone(), bed.kubectl.clone(), ns.to_string());
+        let addrs = pod_addrs(bed, ns);
         let handle = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             while !s.load(Ordering::SeqCst) {
-                let out = Command::new(&kubectl)
-                    .args([
-                        "get",
-                        "pods",
-                        "-n",
-                        &ns,
-                        "-o",
-                        "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
-                    ])
-                    .env("KUBECONFIG", &kubeconfig)
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                    .unwrap_or_default();
-                let members: Vec<(u32, String)> = out
-                    .lines()
-                    .filter(|l| !l.is_empty())
+                let members: Vec<(u32, String)> = addrs()
+                    .into_iter()
                     .enumerate()
-                    .map(|(i, ip)| (i as u32, format!("{ip}:2181")))
+                    .map(|(i, a)| (i as u32, a))
                     .collect();
                 let t = Timeouts {
                     connect: Duration::from_millis(500),
@@ -96,28 +81,7 @@ impl Elections {
 }
 
 fn writer(bed: &Bed, ns: &str) -> Writer {
-    let (kubeconfig, kubectl, ns) = (bed.kubeconfig.clone(), bed.kubectl.clone(), ns.to_string());
-    Writer::start(move || {
-        Command::new(&kubectl)
-            .args([
-                "get",
-                "pods",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(|ip| format!("{ip}:2181"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    })
+    Writer::start(pod_addrs(bed, ns))
 }
 
 struct Row {

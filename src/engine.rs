@@ -547,12 +547,8 @@ impl<'p> Engine<'p> {
                 description: format!("delete stale claim {claim} (--delete-stale-claims)"),
             });
             cluster::delete_claim(&self.client, &self.namespace, claim).await?;
-            self.wait(&format!("claim {claim} gone"), |seen| {
-                if seen.live.claims.contains_key(ordinal) {
-                    Err("still there".into())
-                } else {
-                    Ok(())
-                }
+            self.wait_gone(&format!("claim {claim} gone"), |live| {
+                live.claims.contains_key(ordinal)
             })
             .await?;
         }
@@ -625,12 +621,8 @@ impl<'p> Engine<'p> {
                 }
                 Action::Remove { ordinal, id } => {
                     let pod = format!("{}-{ordinal}", self.name);
-                    self.wait(&format!("pod {pod} (server {id}) removed"), |seen| {
-                        if seen.live.pods.contains_key(ordinal) {
-                            Err("still running".into())
-                        } else {
-                            Ok(())
-                        }
+                    self.wait_gone(&format!("pod {pod} (server {id}) removed"), |live| {
+                        live.pods.contains_key(ordinal)
                     })
                     .await?;
                     let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
@@ -673,12 +665,8 @@ impl<'p> Engine<'p> {
         let undo = async {
             let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
             cluster::apply_step(&self.client, &live, replicas, &servers.to_env(), "").await?;
-            self.wait(&format!("pod {}-{ordinal} gone", self.name), |seen| {
-                if seen.live.pods.contains_key(&ordinal) {
-                    Err("still there".into())
-                } else {
-                    Ok(())
-                }
+            self.wait_gone(&format!("pod {}-{ordinal} gone", self.name), |live| {
+                live.pods.contains_key(&ordinal)
             })
             .await?;
             let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
@@ -806,6 +794,22 @@ impl<'p> Engine<'p> {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// Waits until `present` no longer holds for the live objects.
+    async fn wait_gone(
+        &self,
+        what: &str,
+        present: impl Fn(&Live) -> bool,
+    ) -> Result<(), EngineError> {
+        self.wait(what, |seen| {
+            if present(&seen.live) {
+                Err("still there".into())
+            } else {
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// Polls `check` over fresh observations until it passes or the gate timeout.

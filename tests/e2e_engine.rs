@@ -43,28 +43,7 @@ async fn fresh_ensemble(bed: &Bed, ns: &str, fixture: &str, n: usize) {
 }
 
 fn start_writer(bed: &Bed, ns: &str) -> Writer {
-    let (kubeconfig, kubectl, ns) = (bed.kubeconfig.clone(), bed.kubectl.clone(), ns.to_string());
-    Writer::start(move || {
-        let out = Command::new(&kubectl)
-            .args([
-                "get",
-                "pods",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .output();
-        out.map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(|ip| format!("{ip}:2181"))
-                .collect()
-        })
-        .unwrap_or_default()
-    })
+    Writer::start(pod_addrs(bed, ns))
 }
 
 /// Scales with the binary while the writer runs; asserts success, health, nothing lost.

@@ -2,9 +2,11 @@
 //! Good input: exit 0, stdout byte-identical to stdin. Bad input: non-zero exit, nothing on
 //! stdout, a message on stderr naming the document.
 
+mod support;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::fixtures::{fixture_files, fixtures_dir};
 
 fn run(input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
@@ -20,40 +22,6 @@ fn run(input: &[u8]) -> Output {
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("wait for kubectl-zkscale");
     writer.join().unwrap().expect("write stdin");
-    out
-}
-
-fn fixtures_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ZKSCALE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: fixtures dir {} not found (set ZKSCALE_FIXTURES)",
-            dir.display()
-        );
-        None
-    }
-}
-
-fn fixture_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
-                && path.file_name().is_some_and(|n| n != "Chart.yaml")
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
     out
 }
 

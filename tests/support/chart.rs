@@ -124,3 +124,30 @@ pub fn member_addrs(bed: &Bed, ns: &str, n: usize) -> Vec<String> {
         .map(|ip| format!("{ip}:2181"))
         .collect()
 }
+
+/// A function listing the namespace's pod client addresses now (for clients that must find
+/// restarted pods again, like the continuous writer).
+pub fn pod_addrs(bed: &Bed, ns: &str) -> impl Fn() -> Vec<String> + Send + 'static {
+    let (kubeconfig, kubectl, ns) = (bed.kubeconfig.clone(), bed.kubectl.clone(), ns.to_string());
+    move || {
+        std::process::Command::new(&kubectl)
+            .args([
+                "get",
+                "pods",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={range .items[*]}{.status.podIP}{\"\\n\"}{end}",
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|ip| format!("{ip}:2181"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

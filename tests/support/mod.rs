@@ -4,6 +4,7 @@
 
 pub mod bed;
 pub mod chart;
+pub mod fixtures;
 pub mod writer;
 pub mod zk_client;
 pub mod zk_ensemble;
