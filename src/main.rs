@@ -1,6 +1,6 @@
 //! `kubectl-zkscale`: the kubectl plugin and Helm post-renderer front ends over one engine.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -159,6 +159,34 @@ fn main() -> ExitCode {
 struct Reporter {
     start: Instant,
     output: Output,
+    /// On a terminal: what the run is waiting for, redrawn with a spinner until the next line.
+    spinner: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+}
+
+impl Reporter {
+    fn new(output: Output) -> Reporter {
+        let start = Instant::now();
+        let spinner = (output == Output::Text && std::io::stderr().is_terminal()).then(|| {
+            let current = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let shown = current.clone();
+            std::thread::spawn(move || {
+                for frame in ["|", "/", "-", "\\"].iter().cycle() {
+                    std::thread::sleep(Duration::from_millis(120));
+                    let what = shown.lock().map(|s| s.clone()).unwrap_or_default();
+                    if !what.is_empty() {
+                        let t = start.elapsed().as_secs_f64();
+                        eprint!("\r\x1b[2K[{t:>6.1}s] {frame} {what}");
+                    }
+                }
+            });
+            current
+        });
+        Reporter {
+            start,
+            output,
+            spinner,
+        }
+    }
 }
 
 impl Progress for Reporter {
@@ -230,6 +258,18 @@ impl Progress for Reporter {
             ),
         };
         let mut err = std::io::stderr().lock();
+        if let Some(current) = &self.spinner {
+            let _ = write!(err, "\r\x1b[2K");
+            if let Ok(mut c) = current.lock() {
+                *c = match event {
+                    Event::Step { from, to, .. } => {
+                        format!("step {from}→{to}: checking the ensemble")
+                    }
+                    Event::Action { description } => format!("{description}: waiting"),
+                    _ => String::new(),
+                };
+            }
+        }
         let _ = writeln!(err, "[{t:>6.1}s] {line}");
     }
 }
@@ -245,10 +285,7 @@ fn holder() -> String {
 
 async fn kubectl(cli: Cli) -> ExitCode {
     let g = cli.global.clone();
-    let reporter = Reporter {
-        start: Instant::now(),
-        output: g.output,
-    };
+    let reporter = Reporter::new(g.output);
     let fail = |e: &EngineError| {
         if g.output == Output::Json {
             println!(
