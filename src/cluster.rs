@@ -342,13 +342,14 @@ pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<Live, 
 }
 
 /// The StatefulSet change of one step: server list, `OnDelete` (so zkscale, not the controller,
-/// decides restart order), replicas, and the operation annotation, guarded by resourceVersion.
+/// decides restart order), replicas, and the operation annotation (`None` removes it), guarded by
+/// resourceVersion.
 pub async fn apply_step(
     client: &Client,
     live: &Live,
     replicas: u32,
     servers_env: &str,
-    operation: &str,
+    operation: Option<&str>,
 ) -> Result<(), ClusterError> {
     let api: Api<StatefulSet> = Api::namespaced(client.clone(), &live.namespace);
     let patch = json!({

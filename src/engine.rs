@@ -253,7 +253,6 @@ impl<'p> Engine<'p> {
             Addressing::infer(&by_id, &self.name)?
         };
         let timeouts = Timeouts::default();
-        let mut members = Vec::new();
         let mut futs = Vec::new();
         for pod in live.pods.values() {
             let id = pod_id(pod, &addressing, min_server_id);
@@ -270,9 +269,8 @@ impl<'p> Engine<'p> {
                 (pod.ordinal, id, o)
             });
         }
-        for r in futures_join_all(futs).await {
-            members.push(r);
-        }
+        // Members are few; observing them concurrently keeps a poll short.
+        let members = futures::future::join_all(futs).await;
         Ok(Seen {
             live,
             addressing,
@@ -585,7 +583,7 @@ impl<'p> Engine<'p> {
                         &live,
                         *replicas,
                         &servers.to_env(),
-                        &op.to_string(),
+                        Some(&op.to_string()),
                     )
                     .await?;
                 }
@@ -664,7 +662,8 @@ impl<'p> Engine<'p> {
         });
         let undo = async {
             let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
-            cluster::apply_step(&self.client, &live, replicas, &servers.to_env(), "").await?;
+            // The roll-back ends the operation: nothing is under way any more.
+            cluster::apply_step(&self.client, &live, replicas, &servers.to_env(), None).await?;
             self.wait_gone(&format!("pod {}-{ordinal} gone", self.name), |live| {
                 live.pods.contains_key(&ordinal)
             })
@@ -942,30 +941,4 @@ fn caught_up(follower: zk::Zxid, leader: zk::Zxid) -> bool {
     follower == leader
         || (follower.epoch() == leader.epoch() && follower.0.abs_diff(leader.0) <= WRITE_LAG)
         || (leader.counter() == 0 && follower.0 <= leader.0)
-}
-
-async fn futures_join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut out = Vec::with_capacity(futs.len());
-    // Members are few; observing them concurrently keeps a poll short.
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.extend(results.into_iter().map(|r| r.expect("all ready")));
-    out
 }

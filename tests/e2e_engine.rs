@@ -204,6 +204,15 @@ async fn e2e_member_that_cannot_start_stops_at_safe_size() {
     assert!(msg.contains("stopped at 1 member"), "{msg}");
     assert!(msg.contains("re-run"), "{msg}");
     assert_eq!(sts_field(&bed, &ns.name, ".spec.replicas"), "1");
+    let op = sts_field(
+        &bed,
+        &ns.name,
+        ".metadata.annotations.zkscale\\.io/operation",
+    );
+    assert!(
+        op.is_empty(),
+        "a rolled-back step is no operation in progress: {op}"
+    );
     let v = wait_healthy(&bed, &ns.name, 1).await;
     assert!(v.healthy);
     assert_eq!(count_znodes(&bed, &ns.name).await, 200);
