@@ -98,10 +98,7 @@ fn elections_between(seen: &[(Instant, u32)], from: Instant, to: Instant) -> usi
 
 async fn zkscale_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
     let ns = bed.namespace("bench-zkscale");
-    install(bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1");
-    wait_rolled(bed, &ns.name, 1);
-    wait_healthy(bed, &ns.name, 1).await;
-    write_znodes(bed, &ns.name, 200).await;
+    fresh_ensemble(bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1, 200).await;
     let w = writer(bed, &ns.name);
     let el = Elections::watch(bed, &ns.name);
     std::thread::sleep(Duration::from_secs(2));
@@ -170,10 +167,7 @@ async fn zkscale_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
 
 async fn helm_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
     let ns = bed.namespace("bench-helm");
-    install(bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1");
-    wait_rolled(bed, &ns.name, 1);
-    wait_healthy(bed, &ns.name, 1).await;
-    write_znodes(bed, &ns.name, 200).await;
+    fresh_ensemble(bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1, 200).await;
     let w = writer(bed, &ns.name);
     let el = Elections::watch(bed, &ns.name);
     std::thread::sleep(Duration::from_secs(2));

@@ -14,10 +14,14 @@ use support::chart::*;
 async fn e2e_plain_helm_jump_1_to_3_loses_data() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-control");
-    install(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1");
-    wait_rolled(&bed, &ns.name, 1);
-    wait_healthy(&bed, &ns.name, 1).await;
-    write_znodes(&bed, &ns.name, 200).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-1",
+        1,
+        200,
+    )
+    .await;
     assert_eq!(count_znodes(&bed, &ns.name).await, 200);
 
     upgrade(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-3");
@@ -40,10 +44,14 @@ async fn e2e_plain_helm_jump_1_to_3_loses_data() {
 async fn e2e_manual_single_steps_keep_data() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-steps");
-    install(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1");
-    wait_rolled(&bed, &ns.name, 1);
-    wait_healthy(&bed, &ns.name, 1).await;
-    write_znodes(&bed, &ns.name, 200).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-1",
+        1,
+        200,
+    )
+    .await;
 
     for (n, fixture) in [
         (2, "bitnami-zookeeper-13.7.4-replicas-2"),
@@ -66,10 +74,7 @@ async fn e2e_manual_single_steps_keep_data() {
 async fn e2e_deleted_pod_rejoins_with_its_data() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-delete");
-    install(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-3");
-    wait_rolled(&bed, &ns.name, 3);
-    wait_healthy(&bed, &ns.name, 3).await;
-    write_znodes(&bed, &ns.name, 50).await;
+    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-3", 3, 50).await;
     let before = wait_healthy(&bed, &ns.name, 3).await;
 
     let pod = format!("{STS}-1");

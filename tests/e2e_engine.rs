@@ -34,14 +34,6 @@ fn run(mut c: Command) -> Output {
     out
 }
 
-/// Installs the 1- or n-replica fixture, waits for it, writes 200 znodes under /data.
-async fn fresh_ensemble(bed: &Bed, ns: &str, fixture: &str, n: usize) {
-    install(bed, ns, fixture);
-    wait_rolled(bed, ns, n);
-    wait_healthy(bed, ns, n).await;
-    write_znodes(bed, ns, 200).await;
-}
-
 fn start_writer(bed: &Bed, ns: &str) -> Writer {
     Writer::start(pod_addrs(bed, ns))
 }
@@ -93,7 +85,14 @@ async fn scale_checked(bed: &Bed, ns: &str, to: usize) {
 async fn e2e_scale_chain_keeps_every_write() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-chain");
-    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-1",
+        1,
+        200,
+    )
+    .await;
     for to in [3, 3, 5, 3, 1] {
         scale_checked(&bed, &ns.name, to).await;
     }
@@ -106,7 +105,14 @@ async fn e2e_scale_chain_keeps_every_write() {
 async fn e2e_scale_1_to_5() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-1to5");
-    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-1",
+        1,
+        200,
+    )
+    .await;
     scale_checked(&bed, &ns.name, 5).await;
 }
 
@@ -116,7 +122,14 @@ async fn e2e_scale_1_to_5() {
 async fn e2e_kill_mid_step_then_rerun_converges() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-kill");
-    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-1",
+        1,
+        200,
+    )
+    .await;
     let w = start_writer(&bed, &ns.name);
 
     let mut first = zkscale(&bed, &ns.name, &["--to", "3"])
@@ -188,7 +201,14 @@ async fn e2e_kill_mid_step_then_rerun_converges() {
 async fn e2e_member_that_cannot_start_stops_at_safe_size() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-block");
-    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-1",
+        1,
+        200,
+    )
+    .await;
     bed.block_pod_start(
         &ns.name,
         &format!("{STS}-1"),
@@ -230,7 +250,14 @@ async fn e2e_member_that_cannot_start_stops_at_safe_size() {
 async fn e2e_stale_claim_refused_then_cleaned_with_flag() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-stale");
-    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-3", 3).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-3",
+        3,
+        200,
+    )
+    .await;
     let down = run(zkscale(
         &bed,
         &ns.name,
@@ -264,7 +291,14 @@ async fn e2e_stale_claim_refused_then_cleaned_with_flag() {
 async fn e2e_runs_with_the_minimal_role() {
     let Some(bed) = Bed::get() else { return };
     let ns = bed.namespace("e2e-rbac");
-    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1).await;
+    fresh_ensemble(
+        &bed,
+        &ns.name,
+        "bitnami-zookeeper-13.7.4-replicas-1",
+        1,
+        200,
+    )
+    .await;
     let role = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/rbac/role.yaml");
     bed.kubectl(&["apply", "-n", &ns.name, "-f", role.to_str().unwrap()]);
     bed.kubectl(&["create", "serviceaccount", "-n", &ns.name, "zkscale"]);

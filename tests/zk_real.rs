@@ -113,20 +113,27 @@ async fn standalone(version: ZkVersion) {
     println!("standalone {}: {:?}", version.label(), t0.elapsed());
 }
 
-#[tokio::test]
-async fn standalone_39() {
-    if skip_real_zk() {
-        return;
-    }
-    standalone(ZkVersion::V3_9).await;
+/// One real-ZooKeeper test per scenario and version (skipped with `ZKSCALE_SKIP_REAL_ZK=1`).
+macro_rules! real_zk_tests {
+    ($($test:ident: $scenario:expr;)+) => {$(
+        #[tokio::test]
+        async fn $test() {
+            if skip_real_zk() {
+                return;
+            }
+            $scenario.await;
+        }
+    )+};
 }
 
-#[tokio::test]
-async fn standalone_38() {
-    if skip_real_zk() {
-        return;
-    }
-    standalone(ZkVersion::V3_8).await;
+real_zk_tests! {
+    standalone_39: standalone(ZkVersion::V3_9);
+    standalone_38: standalone(ZkVersion::V3_8);
+    forming_39: forming(ZkVersion::V3_9);
+    forming_38: forming(ZkVersion::V3_8);
+    healthy_3_and_follower_down_39: healthy_then_follower_down(ZkVersion::V3_9, 3);
+    healthy_3_and_follower_down_38: healthy_then_follower_down(ZkVersion::V3_8, 3);
+    healthy_5_and_follower_down_39: healthy_then_follower_down(ZkVersion::V3_9, 5);
 }
 
 /// Members started one by one: no quorum, then a quorum short of one, then healthy.
@@ -175,22 +182,6 @@ async fn forming(version: ZkVersion) {
     println!("{v}");
     assert!(v.leader.is_some());
     println!("forming {}: {:?}", version.label(), t0.elapsed());
-}
-
-#[tokio::test]
-async fn forming_39() {
-    if skip_real_zk() {
-        return;
-    }
-    forming(ZkVersion::V3_9).await;
-}
-
-#[tokio::test]
-async fn forming_38() {
-    if skip_real_zk() {
-        return;
-    }
-    forming(ZkVersion::V3_8).await;
 }
 
 /// Healthy ensemble of `n`, with data; then a follower down (named), and back.
@@ -268,30 +259,6 @@ async fn healthy_then_follower_down(version: ZkVersion, n: ServerId) {
         version.label(),
         t0.elapsed()
     );
-}
-
-#[tokio::test]
-async fn healthy_3_and_follower_down_39() {
-    if skip_real_zk() {
-        return;
-    }
-    healthy_then_follower_down(ZkVersion::V3_9, 3).await;
-}
-
-#[tokio::test]
-async fn healthy_3_and_follower_down_38() {
-    if skip_real_zk() {
-        return;
-    }
-    healthy_then_follower_down(ZkVersion::V3_8, 3).await;
-}
-
-#[tokio::test]
-async fn healthy_5_and_follower_down_39() {
-    if skip_real_zk() {
-        return;
-    }
-    healthy_then_follower_down(ZkVersion::V3_9, 5).await;
 }
 
 /// Leader killed: the verdict names it, a new leader is elected, the old one rejoins as follower.

@@ -151,3 +151,12 @@ pub fn pod_addrs(bed: &Bed, ns: &str) -> impl Fn() -> Vec<String> + Send + 'stat
             .unwrap_or_default()
     }
 }
+
+/// Installs a fixture chart, waits for its `n` members to roll out and be healthy, and writes
+/// `znodes` znodes under `/data`.
+pub async fn fresh_ensemble(bed: &Bed, ns: &str, fixture: &str, n: usize, znodes: usize) {
+    install(bed, ns, fixture);
+    wait_rolled(bed, ns, n);
+    wait_healthy(bed, ns, n).await;
+    write_znodes(bed, ns, znodes).await;
+}
