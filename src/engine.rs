@@ -230,11 +230,7 @@ impl<'p> Engine<'p> {
         let ordinals: Vec<(u32, &crate::model::Member)> = servers
             .members()
             .iter()
-            .map(|m| {
-                let o = crate::model::ordinal_of(m, &self.name);
-                (o, m)
-            })
-            .filter_map(|(o, m)| o.map(|o| (o, m)))
+            .filter_map(|m| crate::model::ordinal_of(m, &self.name).map(|o| (o, m)))
             .collect();
         let min_server_id = live
             .zk
@@ -294,15 +290,20 @@ impl<'p> Engine<'p> {
             .map(|(_, s, _)| s.zxid);
         let mut synced = BTreeSet::new();
         let mut pods = Vec::new();
-        for p in live.pods.values().filter(|p| !p.deleting) {
-            let id = pod_id(p, &seen.addressing, seen.min_server_id);
+        // `see` already worked out each pod's server id and observed it.
+        for (ordinal, id, obs) in &seen.members {
+            let p = &live.pods[ordinal];
+            if p.deleting {
+                continue;
+            }
+            let id = *id;
             let view = match &p.servers_env {
                 Some(env) => ServerList::parse_env(env)?,
                 None => live.zk.servers.clone(),
             };
-            let probe = seen.obs(p.ordinal).map(|o| &o.probe);
-            let running = matches!(probe, Some(Probe::Serving { .. } | Probe::NotServing));
-            if let Some(Probe::Serving { srvr, .. }) = probe {
+            let probe = &obs.probe;
+            let running = matches!(probe, Probe::Serving { .. } | Probe::NotServing);
+            if let Probe::Serving { srvr, .. } = probe {
                 let at_leader = leader_zxid.is_some_and(|z| caught_up(srvr.zxid, z));
                 if Some(id) == leader || (srvr.mode == Mode::Follower && at_leader) {
                     synced.insert(id);
