@@ -325,6 +325,13 @@ impl<'p> Engine<'p> {
             pods,
             leader,
             synced,
+            outdated: seen
+                .live
+                .pods
+                .values()
+                .filter(|p| !p.deleting && !seen.live.pod_current(p.ordinal))
+                .map(|p| p.ordinal)
+                .collect(),
         })
     }
 

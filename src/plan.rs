@@ -119,6 +119,9 @@ pub struct Observed {
     pub leader: Option<u32>,
     /// Ids the leader counts as synced, plus the leader itself.
     pub synced: BTreeSet<u32>,
+    /// Ordinals of pods created from an older pod template than the StatefulSet's (an image,
+    /// config or env change not rolled out yet: the StatefulSet is `OnDelete`).
+    pub outdated: BTreeSet<u32>,
 }
 
 impl Observed {
@@ -155,6 +158,7 @@ impl Observed {
             sts_name: sts_name.into(),
             pods,
             leader,
+            outdated: BTreeSet::new(),
         })
     }
 }
@@ -276,11 +280,62 @@ pub fn plan(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
         steps.push(step);
         ens = next;
     }
+    // Size steps restart every surviving member, which rolls the new template out on the way;
+    // only at an unchanged size do outdated pods need a restart of their own.
+    if steps.is_empty() {
+        steps.extend(rollout(&ens, &obs.outdated)?);
+    }
     Ok(Plan {
         from: from as u32,
         to: target,
         steps,
     })
+}
+
+/// Restarts the `outdated` pods of a settled ensemble with its unchanged list, followers
+/// first and the leader last: at most one election (none when the leader is current). A
+/// 1-member ensemble restarts standalone (an outage nothing can avoid); in a 2-member one every
+/// restart costs the leader its quorum, so each is an election.
+fn rollout(ens: &Ensemble, outdated: &BTreeSet<u32>) -> Result<Option<Step>, PlanError> {
+    let mut todo: Vec<(u32, u32)> = ens
+        .pods
+        .values()
+        .filter(|p| outdated.contains(&p.ordinal))
+        .map(|p| (p.ordinal, p.id))
+        .collect();
+    if todo.is_empty() {
+        return Ok(None);
+    }
+    let list = ens.spec.clone();
+    let n = list.len() as u32;
+    let fail = |reason: String| PlanError::Unsafe {
+        from: n,
+        to: n,
+        reason,
+    };
+    let mut e = ens.clone();
+    let (elections0, assumed_leader) = (e.elections, e.serving);
+    let mut actions = Vec::new();
+    while let Some(&ordinal) = restart_order(&todo, e.serving).first() {
+        let id = e.pods[&ordinal].id;
+        todo.retain(|&(o, _)| o != ordinal);
+        let restart = Action::Restart {
+            ordinal,
+            id,
+            expect: Expect::Follow,
+        };
+        exec(&mut e, &mut actions, restart).map_err(fail)?;
+    }
+    e.check_settled(&list).map_err(fail)?;
+    Ok(Some(Step {
+        from: n,
+        to: n,
+        servers: list,
+        actions,
+        resumed: false,
+        assumed_leader,
+        predicted_elections: e.elections - elections0,
+    }))
 }
 
 /// `(id → ordinal)` for every member of `list`, which must be pods `0..n`.
@@ -825,6 +880,8 @@ impl Ensemble {
                 .collect(),
             leader: self.serving,
             synced,
+            // The model does not track templates; the engine observes them again.
+            outdated: BTreeSet::new(),
         }
     }
 
@@ -1314,6 +1371,45 @@ mod tests {
             plan(&chart(3), 16),
             Err(PlanError::TargetTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn rollout_restarts_followers_first_and_the_leader_last() {
+        // Leader 2 (pod 1) outdated with everyone else: it goes last, one election.
+        let mut o = chart(3);
+        o.leader = Some(2);
+        o.outdated = [0, 1, 2].into();
+        let p = plan(&o, 3).unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(
+            kinds(&p.steps[0]),
+            ["restart0:Follow", "restart2:Follow", "restart1:Election"]
+        );
+        assert_eq!(p.steps[0].predicted_elections, 1);
+        assert_eq!((p.steps[0].from, p.steps[0].to), (3, 3));
+        // Resumed after the followers: only the leader is left.
+        o.outdated = [1].into();
+        assert_eq!(kinds(&plan(&o, 3).unwrap().steps[0]), ["restart1:Election"]);
+        // The leader already current: no election at all.
+        o.outdated = [0, 2].into();
+        let p = plan(&o, 3).unwrap();
+        assert_eq!(kinds(&p.steps[0]), ["restart0:Follow", "restart2:Follow"]);
+        assert_eq!(p.steps[0].predicted_elections, 0);
+        // 1 member: standalone restart; 2 members: the follower's restart costs the election.
+        let mut o = chart(1);
+        o.outdated = [0].into();
+        assert_eq!(kinds(&plan(&o, 1).unwrap().steps[0]), ["restart0:Standalone"]);
+        let mut o = chart(2);
+        o.outdated = [0, 1].into();
+        let p = plan(&o, 2).unwrap();
+        assert_eq!(p.steps[0].actions.len(), 2);
+        assert_eq!(p.steps[0].predicted_elections, 2);
+        // With a size change the steps' restarts roll the template out: no extra step.
+        let mut o = chart(3);
+        o.outdated = [0, 1, 2].into();
+        let p = plan(&o, 4).unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(p.steps[0].to, 4);
     }
 
     #[test]

@@ -586,6 +586,7 @@ mod real {
                 pods,
                 leader,
                 synced,
+                outdated: Default::default(),
             }
         }
 
@@ -778,4 +779,62 @@ mod real {
         g.scale(3).await;
         g.check_data().await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template roll-outs (same size, outdated pods)
+
+/// Every size 1..=9, every leader and every set of outdated pods: the plan is one step that
+/// restarts exactly the outdated pods, once each, the leader last, keeps every invariant, costs
+/// at most one election (none when the leader is current and n ≥ 3; with 2
+/// members each restart costs one) and ends settled.
+#[test]
+fn rollouts_restart_outdated_pods_leader_last() {
+    let mut plans = 0;
+    for n in 1..=9u32 {
+        for leader in 0..n {
+            let mut obs = observed(&Shape {
+                n,
+                min_id: 1,
+                addressing: 0,
+                style: 0,
+                leader,
+                synced: vec![true; n as usize],
+            });
+            for mask in 1u32..(1 << n) {
+                obs.outdated = (0..n).filter(|o| mask & (1 << o) != 0).collect();
+                let p = plan(&obs, n).unwrap_or_else(|e| panic!("n={n} mask={mask:b}: {e}"));
+                let ctx = format!("n={n} leader pod {leader} outdated {:?}", obs.outdated);
+                assert_eq!(p.steps.len(), 1, "{ctx}");
+                let step = &p.steps[0];
+                assert_eq!((step.from, step.to), (n, n), "{ctx}");
+                assert!(step.servers.same_ensemble(&obs.servers), "{ctx}");
+                let mut e = Ensemble::from_observed(&obs).unwrap();
+                let mut restarted = Vec::new();
+                for a in &step.actions {
+                    let Action::Restart { ordinal, id, expect } = a else {
+                        panic!("{ctx}: {a:?} in a roll-out");
+                    };
+                    if e.serving_leader() == Some(*id) {
+                        assert_eq!(restarted.len() + 1, obs.outdated.len(), "{ctx}: leader not last");
+                    }
+                    let got = apply_checked(&mut e, a).unwrap_or_else(|err| panic!("{ctx}: {err}"));
+                    assert_eq!(got, Some(*expect), "{ctx}: prediction");
+                    restarted.push(*ordinal);
+                }
+                restarted.sort();
+                assert_eq!(restarted, obs.outdated.iter().copied().collect::<Vec<_>>(), "{ctx}");
+                e.check_settled(&step.servers).unwrap_or_else(|err| panic!("{ctx}: {err}"));
+                // A 2-member ensemble has no spare vote: every restart costs an election.
+                let bound = if n == 2 { obs.outdated.len() as u32 } else { 1 };
+                assert!(e.elections() <= bound, "{ctx}: {} elections", e.elections());
+                if n >= 3 && !obs.outdated.contains(&leader) {
+                    assert_eq!(e.elections(), 0, "{ctx}");
+                }
+                assert_eq!(step.predicted_elections, e.elections(), "{ctx}");
+                plans += 1;
+            }
+        }
+    }
+    assert_eq!(plans, (1..=9u32).map(|n| n * ((1 << n) - 1)).sum::<u32>());
 }
