@@ -368,6 +368,108 @@ pub async fn apply_step(
     patch_sts(&api, &live.name, patch).await
 }
 
+/// Replaces the StatefulSet's pod template with `template` (a chart's new template: image,
+/// config, env), keeping everything else, with `OnDelete` so that nothing restarts by itself and
+/// the operation annotation set. A PUT, not a merge, so fields the chart dropped go too; guarded
+/// by resourceVersion. With `dry_run` the API server only answers what it would store, defaults
+/// filled in: how the caller tells whether the template really changes.
+pub async fn replace_template(
+    client: &Client,
+    live: &Live,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    operation: Option<&str>,
+    dry_run: bool,
+) -> Result<StatefulSet, ClusterError> {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), &live.namespace);
+    let mut sts = live.sts.clone();
+    sts.metadata.managed_fields = None;
+    if let Some(op) = operation {
+        sts.annotations_mut()
+            .insert(OPERATION_ANNOTATION.into(), op.into());
+    }
+    let spec = sts.spec.get_or_insert_with(Default::default);
+    spec.template = template.clone();
+    spec.update_strategy = Some(k8s_openapi::api::apps::v1::StatefulSetUpdateStrategy {
+        type_: Some("OnDelete".into()),
+        rolling_update: None,
+    });
+    let pp = PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
+    };
+    match api.replace(&live.name, &pp, &sts).await {
+        Ok(s) => Ok(s),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(ClusterError::Conflict(live.name.clone())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the StatefulSet controller has seen the latest spec (so `updateRevision`, and with
+/// it [`Live::pod_current`], reflects it).
+pub fn observed_latest(sts: &StatefulSet) -> bool {
+    let generation = sts.metadata.generation.unwrap_or(0);
+    sts.status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .is_some_and(|g| g >= generation)
+}
+
+/// A Kubernetes Event on the StatefulSet (`kubectl describe` / `kubectl events` show it): where
+/// a run stands reaches people and pipelines even when its own output is swallowed (Helm 4
+/// drops a post-renderer's stderr).
+pub async fn record_event(
+    client: &Client,
+    live: &Live,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) -> Result<(), ClusterError> {
+    use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let api: Api<Event> = Api::namespaced(client.clone(), &live.namespace);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // The API server caps messages at 1 KiB.
+    let mut message = message.to_string();
+    if message.len() > 1000 {
+        let mut end = 1000;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    let event = Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{}.{:x}", live.name, now.as_nanosecond())),
+            namespace: Some(live.namespace.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("StatefulSet".into()),
+            name: Some(live.name.clone()),
+            namespace: Some(live.namespace.clone()),
+            uid: live.sts.metadata.uid.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(message),
+        type_: Some(if warning { "Warning" } else { "Normal" }.into()),
+        source: Some(EventSource {
+            component: Some(FIELD_MANAGER.into()),
+            host: None,
+        }),
+        reporting_component: Some(FIELD_MANAGER.into()),
+        reporting_instance: Some(FIELD_MANAGER.into()),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        count: Some(1),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &event).await?;
+    Ok(())
+}
+
 /// Records the outcome (and clears the operation when `done`).
 pub async fn annotate(
     client: &Client,

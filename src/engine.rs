@@ -7,7 +7,10 @@
 //! resumed by running the same command (the planner recognises a step under way).
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use kube::Client;
 use serde::Serialize;
@@ -65,6 +68,28 @@ pub struct Options {
     pub keep_removed_claims: bool,
     /// Who holds the lock (shown to a second run).
     pub holder: String,
+    /// Wait for another run's lock to be released (or expire) instead of refusing: a re-run of
+    /// `helm upgrade` right after an interrupted one finds the old run still finishing its step.
+    pub wait_for_lock: bool,
+    /// Asks the run to stop at the next safe point (between steps).
+    pub cancel: Cancel,
+}
+
+/// Stops a run between steps, at a size where the ensemble is whole: Ctrl-C, or the Helm
+/// process that started the post-renderer is gone (nobody would apply its output).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<Mutex<Option<String>>>);
+
+impl Cancel {
+    pub fn cancel(&self, reason: impl Into<String>) {
+        if let Ok(mut r) = self.0.lock() {
+            r.get_or_insert(reason.into());
+        }
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|r| r.clone())
+    }
 }
 
 /// What a run reports as it goes (text lines on stderr, or JSON events).
@@ -81,6 +106,10 @@ pub enum Event {
         plan: plan::Plan,
     },
     Warning {
+        message: String,
+    },
+    /// Context worth a line (which mode a post-render runs in, …).
+    Note {
         message: String,
     },
     Step {
@@ -102,6 +131,83 @@ pub enum Event {
         elapsed_ms: u64,
         znode_count: Option<u64>,
     },
+}
+
+impl std::fmt::Display for Event {
+    /// The line a person reads (the text output of both front ends).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let line = match self {
+            Event::Target {
+                namespace,
+                statefulset,
+                from,
+                to,
+            } => {
+                format!("{namespace}/{statefulset}: {from} → {to} member(s)")
+            }
+            Event::Plan { plan } => {
+                let steps: Vec<String> = plan
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        if s.from == s.to {
+                            format!("roll-out at {} ({} restart(s))", s.to, s.actions.len())
+                        } else {
+                            format!("{}→{}", s.from, s.to)
+                        }
+                    })
+                    .collect();
+                format!(
+                    "plan: {}",
+                    if steps.is_empty() {
+                        "nothing to do".into()
+                    } else {
+                        steps.join(", ")
+                    }
+                )
+            }
+            Event::Warning { message } => format!("WARNING: {message}"),
+            Event::Note { message } => message.clone(),
+            Event::Step { from, to, resumed } if from == to => format!(
+                "roll-out at {to} member(s): members on the old template restart, followers first, leader last{}",
+                if *resumed { " (resuming)" } else { "" }
+            ),
+            Event::Step { from, to, resumed } => {
+                format!(
+                    "step {from}→{to}{}",
+                    if *resumed {
+                        " (resuming a step under way)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            Event::Action { description } => format!("  {description}"),
+            Event::Gate {
+                name,
+                passed,
+                elapsed_ms,
+                detail,
+            } => format!(
+                "  {} {name} ({:.1}s){}{detail}",
+                if *passed { "ok  " } else { "FAIL" },
+                *elapsed_ms as f64 / 1000.0,
+                if detail.is_empty() { "" } else { ": " }
+            ),
+            Event::Done {
+                size,
+                elapsed_ms,
+                znode_count,
+            } => format!(
+                "done: {size} member(s) in {:.1}s{}",
+                *elapsed_ms as f64 / 1000.0,
+                znode_count
+                    .map(|c| format!(", {c} znodes"))
+                    .unwrap_or_default()
+            ),
+        };
+        f.write_str(&line)
+    }
 }
 
 pub trait Progress: Send + Sync {
@@ -391,10 +497,24 @@ impl<'p> Engine<'p> {
     }
 
     pub async fn plan(&self, target: u32) -> Result<plan::Plan, EngineError> {
+        self.plan_with(target, false).await
+    }
+
+    /// The plan; with `template_changes`, as if a new template were in place (every pod
+    /// outdated): what [`Engine::upgrade`] with that template would do.
+    pub async fn plan_with(
+        &self,
+        target: u32,
+        template_changes: bool,
+    ) -> Result<plan::Plan, EngineError> {
         let start = Instant::now();
         loop {
             let seen = self.see().await?;
-            match plan::plan(&self.observed(&seen)?, target) {
+            let mut obs = self.observed(&seen)?;
+            if template_changes {
+                obs.outdated = obs.pods.iter().map(|p| p.ordinal).collect();
+            }
+            match plan::plan(&obs, target) {
                 // Mid-election, a follower catching up, a pod mid-restart: transient, look again.
                 Err(
                     PlanError::NoLeader
@@ -410,26 +530,21 @@ impl<'p> Engine<'p> {
 
     /// Scales to `target`, one member per step, gated; returns the final verdict.
     pub async fn scale(&self, target: u32) -> Result<Verdict, EngineError> {
+        self.upgrade(target, None).await
+    }
+
+    /// [`Engine::scale`], and when `template` (a chart's new pod template) differs from the live
+    /// one, puts it in place first (restarting nothing) and restarts the members still on the
+    /// old one followers first, leader last. Size steps restart members anyway and roll it out
+    /// on the way; only at an unchanged size is there a roll-out step of its own.
+    pub async fn upgrade(
+        &self,
+        target: u32,
+        template: Option<&PodTemplateSpec>,
+    ) -> Result<Verdict, EngineError> {
         // Lock first: a second run must not even plan from a state the first is changing.
         let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
-        let lock = Lock::acquire(&self.client, &live, self.opts.holder.clone()).await?;
-        let first = match self.plan(target).await {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = lock.release().await;
-                return Err(e);
-            }
-        };
-        self.emit(Event::Target {
-            namespace: self.namespace.clone(),
-            statefulset: self.name.clone(),
-            from: first.from,
-            to: target,
-        });
-        self.emit(Event::Plan {
-            plan: first.clone(),
-        });
-
+        let lock = self.lock(&live).await?;
         // Renew the lease while working; losing it stops the run (another run may have taken over).
         let renewer = async {
             loop {
@@ -440,7 +555,7 @@ impl<'p> Engine<'p> {
             }
         };
         let result = tokio::select! {
-            r = self.run(target, first) => r,
+            r = self.locked(target, template) => r,
             e = renewer => Err(EngineError::Stopped {
                 size: cluster::read(&self.client, &self.namespace, &self.name).await.map(|l| l.replicas()).unwrap_or(0),
                 reason: format!("the lock could not be renewed: {e}"),
@@ -453,9 +568,153 @@ impl<'p> Engine<'p> {
                 Err(e) => format!("stopped: {e}"),
             };
             let _ = cluster::annotate(&self.client, live, &status, result.is_ok()).await;
+            let (warning, reason, message) = match &result {
+                Ok(v) => (
+                    false,
+                    "Scaled",
+                    format!("{} member(s): {}", live.replicas(), v.summary()),
+                ),
+                Err(e @ EngineError::Refused(_)) => (true, "Refused", e.to_string()),
+                Err(e) => (true, "Stopped", e.to_string()),
+            };
+            self.record(live, warning, reason, &message).await;
         }
         let _ = lock.release().await;
         result
+    }
+
+    /// Takes the lock; with `wait_for_lock`, waits (up to the timeout) for another run's.
+    async fn lock(&self, live: &Live) -> Result<Lock, EngineError> {
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            match Lock::acquire(&self.client, live, self.opts.holder.clone()).await {
+                Err(ClusterError::LockHeld { holder, .. })
+                    if self.opts.wait_for_lock && start.elapsed() < self.opts.timeout =>
+                {
+                    if !said {
+                        self.emit(Event::Warning {
+                            message: format!("waiting for another run to finish: {holder}"),
+                        });
+                        said = true;
+                    }
+                    if let Some(why) = self.opts.cancel.reason() {
+                        return Err(EngineError::Refused(format!(
+                            "interrupted ({why}) while waiting for the lock"
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                r => return Ok(r?),
+            }
+        }
+    }
+
+    /// An Event on the StatefulSet; best effort (a run does not stop for want of one).
+    async fn record(&self, live: &Live, warning: bool, reason: &str, message: &str) {
+        if let Err(e) = cluster::record_event(&self.client, live, warning, reason, message).await {
+            self.emit(Event::Warning {
+                message: format!("could not record an Event on the StatefulSet: {e}"),
+            });
+        }
+    }
+
+    async fn locked(
+        &self,
+        target: u32,
+        template: Option<&PodTemplateSpec>,
+    ) -> Result<Verdict, EngineError> {
+        if let Some(t) = template {
+            self.apply_template(t, target).await?;
+        }
+        let first = self.plan(target).await?;
+        self.emit(Event::Target {
+            namespace: self.namespace.clone(),
+            statefulset: self.name.clone(),
+            from: first.from,
+            to: target,
+        });
+        self.emit(Event::Plan {
+            plan: first.clone(),
+        });
+        if !first.is_empty() {
+            let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
+            let steps: Vec<String> = first
+                .steps
+                .iter()
+                .map(|s| format!("{}→{}", s.from, s.to))
+                .collect();
+            let message = format!(
+                "{} → {} member(s), steps {} ({})",
+                first.from,
+                target,
+                steps.join(", "),
+                self.opts.holder
+            );
+            self.record(&live, false, "Scaling", &message).await;
+        }
+        self.run(target, first).await
+    }
+
+    /// Whether `template` (with the live `ZOO_SERVERS`, which only the steps change) differs
+    /// from the live pod template, as the API server would store it (a dry-run replace: its
+    /// defaults filled in, so only real changes count).
+    pub async fn template_changes(&self, template: &PodTemplateSpec) -> Result<bool, EngineError> {
+        let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
+        let desired = with_live_servers(template, &live)?;
+        let would = cluster::replace_template(&self.client, &live, &desired, None, true).await?;
+        Ok(template_json(&live.sts) != template_json(&would))
+    }
+
+    /// Puts a changed template in place (`OnDelete`: nothing restarts) and waits until the
+    /// controller has seen it, so that pods on the old one show as outdated.
+    async fn apply_template(
+        &self,
+        template: &PodTemplateSpec,
+        target: u32,
+    ) -> Result<(), EngineError> {
+        let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
+        let desired = with_live_servers(template, &live)?;
+        let would = cluster::replace_template(&self.client, &live, &desired, None, true).await?;
+        if template_json(&live.sts) == template_json(&would) {
+            return Ok(());
+        }
+        let image = |t: &PodTemplateSpec| {
+            t.spec
+                .as_ref()
+                .and_then(|s| s.containers.iter().find(|c| c.name == live.zk.container))
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default()
+        };
+        let (old, new) = (
+            live.sts
+                .spec
+                .as_ref()
+                .map(|s| image(&s.template))
+                .unwrap_or_default(),
+            image(&desired),
+        );
+        self.emit(Event::Action {
+            description: if old != new {
+                format!("apply the new pod template (image {old} → {new}); restarts follow, leader last")
+            } else {
+                "apply the new pod template; restarts follow, leader last".into()
+            },
+        });
+        let op = serde_json::json!({
+            "target": target, "step": "template",
+            "holder": self.opts.holder, "at": k8s_openapi::jiff::Timestamp::now().to_string(),
+        });
+        cluster::replace_template(&self.client, &live, &desired, Some(&op.to_string()), false)
+            .await?;
+        self.wait("the StatefulSet controller sees the new template", |seen| {
+            if cluster::observed_latest(&seen.live.sts) {
+                Ok(())
+            } else {
+                Err("status.observedGeneration behind".into())
+            }
+        })
+        .await
     }
 
     async fn run(&self, target: u32, first: plan::Plan) -> Result<Verdict, EngineError> {
@@ -477,6 +736,13 @@ impl<'p> Engine<'p> {
                 });
                 return Ok(v);
             };
+            if let Some(why) = self.opts.cancel.reason() {
+                // Between steps the ensemble is whole at `step.from` members.
+                return Err(EngineError::Stopped {
+                    size: step.from,
+                    reason: format!("interrupted ({why}) before step {}→{}", step.from, step.to),
+                });
+            }
             self.emit(Event::Step {
                 from: step.from,
                 to: step.to,
@@ -518,10 +784,14 @@ impl<'p> Engine<'p> {
             let replan = self.execute(&step, target).await?;
             if !replan {
                 let name = format!("post-step {}→{}", step.from, step.to);
-                just_passed = Some(
-                    self.gate(&name, baseline, Some(step.to), self.opts.timeout)
-                        .await?,
-                );
+                let v = self
+                    .gate(&name, baseline, Some(step.to), self.opts.timeout)
+                    .await?;
+                if let Ok(live) = cluster::read(&self.client, &self.namespace, &self.name).await {
+                    let message = format!("step {}→{} done: {}", step.from, step.to, v.summary());
+                    self.record(&live, false, "Step", &message).await;
+                }
+                just_passed = Some(v);
             }
             plan = self.plan(target).await?;
         }
@@ -856,6 +1126,38 @@ impl<'p> Engine<'p> {
             }
         }
     }
+}
+
+/// `template` with the live StatefulSet's `ZOO_SERVERS` (the steps, not the chart, change it).
+fn with_live_servers(
+    template: &PodTemplateSpec,
+    live: &Live,
+) -> Result<PodTemplateSpec, EngineError> {
+    let mut t = template.clone();
+    let env = t
+        .spec
+        .as_mut()
+        .and_then(|s| {
+            s.containers
+                .iter_mut()
+                .find(|c| c.name == live.zk.container)
+        })
+        .and_then(|c| c.env.as_mut())
+        .and_then(|env| env.iter_mut().rev().find(|e| e.name == "ZOO_SERVERS"));
+    match env {
+        Some(e) => {
+            e.value = Some(live.zk.servers_env.clone());
+            Ok(t)
+        }
+        None => Err(EngineError::Refused(format!(
+            "the new pod template has no ZOO_SERVERS in container `{}`",
+            live.zk.container
+        ))),
+    }
+}
+
+fn template_json(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> serde_json::Value {
+    serde_json::to_value(sts.spec.as_ref().map(|s| &s.template)).unwrap_or_default()
 }
 
 fn is_on_delete(live: &Live) -> bool {

@@ -5,11 +5,13 @@
 //! - adapters: [`zk`] (four-letter words, health verdict), [`manifest`] (YAML stream rewrite),
 //!   [`cluster`] (Kubernetes)
 //! - [`engine`]: the steps and gates, shared by both front ends
-//! - front ends live in the binary (`src/main.rs`): the kubectl plugin and the Helm post-renderer.
+//! - front ends: the kubectl plugin (`src/main.rs`) and the Helm post-renderer ([`postrender`],
+//!   whose command line is in `src/main.rs` too).
 
 pub mod cluster;
 pub mod engine;
 pub mod manifest;
 pub mod model;
 pub mod plan;
+pub mod postrender;
 pub mod zk;

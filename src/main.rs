@@ -42,13 +42,13 @@ struct Cli {
     #[arg(long)]
     dry_run: bool,
     /// Start even though the ensemble is not healthy (give the reason; it is logged).
-    #[arg(long, value_name = "REASON")]
+    #[arg(long, value_name = "REASON", global = true)]
     force: Option<String>,
     /// Delete a claim left over from an earlier scale-down instead of refusing (its data is stale).
-    #[arg(long)]
+    #[arg(long, global = true)]
     delete_stale_claims: bool,
     /// Keep the claims of removed members (reported) instead of deleting them.
-    #[arg(long)]
+    #[arg(long, global = true)]
     keep_removed_claims: bool,
     #[command(flatten)]
     global: Global,
@@ -59,8 +59,8 @@ struct Global {
     /// Namespace (default: the context's).
     #[arg(short = 'n', long, global = true)]
     namespace: Option<String>,
-    /// kubeconfig context.
-    #[arg(long, global = true)]
+    /// kubeconfig context (`--kube-context` too, as Helm spells it).
+    #[arg(long, global = true, visible_alias = "kube-context")]
     context: Option<String>,
     /// kubeconfig file (default: KUBECONFIG, a path list, merged; else ~/.kube/config).
     #[arg(long, global = true)]
@@ -97,11 +97,24 @@ enum Command {
     },
     /// One row per member and a verdict naming every failed condition.
     Status,
-    /// Helm post-renderer: YAML stream on stdin, rewritten stream on stdout.
+    /// Helm post-renderer: manifests on stdin; on a real `helm install/upgrade` the ensemble's
+    /// size and template change is carried out step by step first; the final state on stdout.
+    /// Real upgrade or preview (`helm template`, `--dry-run`, `helm diff`) is read from the helm
+    /// command line above us; --execute / --plan-only override it.
     PostRender {
         /// Never contact a cluster: rewrite from the manifests alone.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["execute", "plan_only"])]
         offline: bool,
+        /// Carry the change out, whatever the helm command line says.
+        #[arg(long, conflicts_with = "plan_only")]
+        execute: bool,
+        /// Only read the cluster and report the plan; change nothing.
+        #[arg(long)]
+        plan_only: bool,
+        /// Also append progress here (Helm 4 drops a post-renderer's stderr). Default:
+        /// $XDG_STATE_HOME/zkscale/post-render.log (~/.local/state/…); `-` for none.
+        #[arg(long, env = "ZKSCALE_LOG_FILE", value_name = "FILE")]
+        log_file: Option<std::path::PathBuf>,
     },
     /// Shell completions on stdout.
     Completions { shell: clap_complete::Shell },
@@ -129,7 +142,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::PostRender { offline }) => post_render(offline),
+        Some(Command::PostRender { offline: true, .. }) => post_render_offline(),
+        Some(Command::PostRender {
+            execute,
+            plan_only,
+            ref log_file,
+            ..
+        }) => post_render(&cli, execute, plan_only, log_file.clone()),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
                 shell,
@@ -198,65 +217,7 @@ impl Progress for Reporter {
             }
             return;
         }
-        let line = match event {
-            Event::Target {
-                namespace,
-                statefulset,
-                from,
-                to,
-            } => {
-                format!("{namespace}/{statefulset}: {from} → {to} member(s)")
-            }
-            Event::Plan { plan } => {
-                let steps: Vec<String> = plan
-                    .steps
-                    .iter()
-                    .map(|s| format!("{}→{}", s.from, s.to))
-                    .collect();
-                format!(
-                    "plan: {}",
-                    if steps.is_empty() {
-                        "nothing to do".into()
-                    } else {
-                        steps.join(", ")
-                    }
-                )
-            }
-            Event::Warning { message } => format!("WARNING: {message}"),
-            Event::Step { from, to, resumed } => {
-                format!(
-                    "step {from}→{to}{}",
-                    if *resumed {
-                        " (resuming a step under way)"
-                    } else {
-                        ""
-                    }
-                )
-            }
-            Event::Action { description } => format!("  {description}"),
-            Event::Gate {
-                name,
-                passed,
-                elapsed_ms,
-                detail,
-            } => format!(
-                "  {} {name} ({:.1}s){}{detail}",
-                if *passed { "ok  " } else { "FAIL" },
-                *elapsed_ms as f64 / 1000.0,
-                if detail.is_empty() { "" } else { ": " }
-            ),
-            Event::Done {
-                size,
-                elapsed_ms,
-                znode_count,
-            } => format!(
-                "done: {size} member(s) in {:.1}s{}",
-                *elapsed_ms as f64 / 1000.0,
-                znode_count
-                    .map(|c| format!(", {c} znodes"))
-                    .unwrap_or_default()
-            ),
-        };
+        let line = event.to_string();
         let mut err = std::io::stderr().lock();
         if let Some(current) = &self.spinner {
             let _ = write!(err, "\r\x1b[2K");
@@ -318,7 +279,10 @@ async fn kubectl(cli: Cli) -> ExitCode {
         delete_stale_claims: cli.delete_stale_claims,
         keep_removed_claims: cli.keep_removed_claims,
         holder: holder(),
+        wait_for_lock: false,
+        cancel: Default::default(),
     };
+    watch_for_stop(opts.cancel.clone(), false);
     let engine = match Engine::new(client, namespace, opts, &reporter).await {
         Ok(e) => e,
         Err(e) => return fail(&e),
@@ -484,16 +448,15 @@ fn print_status(s: &Status, output: Output) {
     println!("verdict: {}", s.verdict.summary());
 }
 
-/// Reads all of stdin, writes the rewritten stream only when everything succeeded, so a failing
-/// post-renderer leaves stdout empty and Helm aborts cleanly.
-fn post_render(offline: bool) -> ExitCode {
+/// `post-render --offline`: the manifest pipeline alone. Reads all of stdin, writes the
+/// rewritten stream only when everything succeeded, so a failing post-renderer leaves stdout
+/// empty and Helm aborts cleanly.
+fn post_render_offline() -> ExitCode {
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("kubectl-zkscale post-render: reading stdin: {e}");
         return ExitCode::from(exit::FAILED);
     }
-    // Without --offline the engine will read the live state here; until then both are offline.
-    let _ = offline;
     let opts = zkscale::manifest::PostRenderOptions::default();
     let report = match zkscale::manifest::post_render_owned(input, &opts) {
         Ok(report) => report,
@@ -514,4 +477,206 @@ fn post_render(offline: bool) -> ExitCode {
         return ExitCode::from(exit::FAILED);
     }
     ExitCode::from(exit::OK)
+}
+
+/// Where post-render progress goes. Helm 3 shows a post-renderer's stderr only when it fails
+/// and Helm 4 never does, so every line also goes to the controlling terminal (when stderr is
+/// not already it) and to a log file; the engine adds Events and a status annotation on the
+/// StatefulSet.
+struct PostRenderReporter {
+    start: Instant,
+    sinks: std::sync::Mutex<Vec<(bool, Box<dyn Write + Send>)>>,
+    log_path: Option<std::path::PathBuf>,
+}
+
+impl PostRenderReporter {
+    fn new(log_file: Option<std::path::PathBuf>) -> PostRenderReporter {
+        // (timestamped, sink)
+        let mut sinks: Vec<(bool, Box<dyn Write + Send>)> =
+            vec![(false, Box::new(std::io::stderr()))];
+        if !std::io::stderr().is_terminal() {
+            if let Ok(tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+                sinks.push((false, Box::new(tty)));
+            }
+        }
+        let path = match log_file {
+            Some(p) if p.as_os_str() == "-" => None,
+            Some(p) => Some(p),
+            None => std::env::var_os("XDG_STATE_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/state"))
+                })
+                .map(|d| d.join("zkscale/post-render.log")),
+        };
+        let mut log_path = None;
+        if let Some(p) = path {
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+            {
+                sinks.push((true, Box::new(f)));
+                log_path = Some(p);
+            }
+        }
+        PostRenderReporter {
+            start: Instant::now(),
+            sinks: std::sync::Mutex::new(sinks),
+            log_path,
+        }
+    }
+
+    fn line(&self, line: &str) {
+        let t = self.start.elapsed().as_secs_f64();
+        let wall = k8s_openapi::jiff::Timestamp::now();
+        if let Ok(mut sinks) = self.sinks.lock() {
+            for (stamped, w) in sinks.iter_mut() {
+                let _ = if *stamped {
+                    writeln!(
+                        w,
+                        "{wall:.0} pid {} [{t:>6.1}s] zkscale: {line}",
+                        std::process::id()
+                    )
+                } else {
+                    writeln!(w, "[{t:>6.1}s] zkscale: {line}")
+                };
+                let _ = w.flush();
+            }
+        }
+    }
+}
+
+impl Progress for PostRenderReporter {
+    fn event(&self, event: &Event) {
+        self.line(&event.to_string());
+    }
+}
+
+/// Cancels the run (between steps) on SIGINT/SIGTERM and, for the post-renderer, when the
+/// parent process (Helm) is gone: nobody would apply our output, so stop at a safe size.
+fn watch_for_stop(cancel: zkscale::engine::Cancel, watch_parent: bool) {
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        let mut first = true;
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if !first {
+                eprintln!("kubectl-zkscale: {name} again: stopping now; re-run to resume");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "kubectl-zkscale: {name}: stopping after the current step (again to stop now)"
+            );
+            on_signal.cancel(name);
+            first = false;
+        }
+    });
+    if watch_parent {
+        let parent = std::os::unix::process::parent_id();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if std::os::unix::process::parent_id() != parent {
+                    cancel.cancel(format!(
+                        "the process that ran the post-renderer (pid {parent}) is gone"
+                    ));
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// `post-render`: see `zkscale::postrender`. Stdout gets the manifests only on success.
+fn post_render(
+    cli: &Cli,
+    execute: bool,
+    plan_only: bool,
+    log_file: Option<std::path::PathBuf>,
+) -> ExitCode {
+    use zkscale::postrender::{self, Mode};
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("kubectl-zkscale post-render: reading stdin: {e}");
+        return ExitCode::from(exit::FAILED);
+    }
+    let reporter = PostRenderReporter::new(log_file);
+    let caller = postrender::detect();
+    let g = &cli.global;
+    let settings = postrender::Settings {
+        requested: match (execute, plan_only) {
+            (true, _) => Some(Mode::Execute),
+            (_, true) => Some(Mode::Preview),
+            _ => None,
+        },
+        kubeconfig: g.kubeconfig.clone(),
+        context: g.context.clone(),
+        namespace: g.namespace.clone(),
+        timeout: g.timeout,
+        connect: g.connect,
+        delete_stale_claims: cli.delete_stale_claims,
+        keep_removed_claims: cli.keep_removed_claims,
+        force: cli.force.clone(),
+        holder: format!(
+            "{} (post-render{})",
+            holder(),
+            caller
+                .as_ref()
+                .map(|c| format!(" of {}", c.describe()))
+                .unwrap_or_default()
+        ),
+        cancel: Default::default(),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            reporter.line(&format!("ERROR: {e}"));
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let result = rt.block_on(async {
+        watch_for_stop(settings.cancel.clone(), true);
+        postrender::run(&input, &settings, caller.as_ref(), &reporter).await
+    });
+    match result {
+        Ok(output) => {
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout.write_all(&output).and_then(|_| stdout.flush()) {
+                reporter.line(&format!("ERROR: writing the manifests to Helm: {e}"));
+                return ExitCode::from(exit::FAILED);
+            }
+            ExitCode::from(exit::OK)
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            let hint = match code {
+                3 => " Nothing was changed.",
+                4 => " The ensemble is whole at that size; re-running the same `helm upgrade` resumes from there.",
+                _ => "",
+            };
+            reporter.line(&format!("ERROR: {e}.{hint}"));
+            if let Some(p) = &reporter.log_path {
+                reporter.line(&format!("log: {}", p.display()));
+            }
+            ExitCode::from(code)
+        }
+    }
 }

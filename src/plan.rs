@@ -1398,7 +1398,10 @@ mod tests {
         // 1 member: standalone restart; 2 members: the follower's restart costs the election.
         let mut o = chart(1);
         o.outdated = [0].into();
-        assert_eq!(kinds(&plan(&o, 1).unwrap().steps[0]), ["restart0:Standalone"]);
+        assert_eq!(
+            kinds(&plan(&o, 1).unwrap().steps[0]),
+            ["restart0:Standalone"]
+        );
         let mut o = chart(2);
         o.outdated = [0, 1].into();
         let p = plan(&o, 2).unwrap();

@@ -812,19 +812,33 @@ fn rollouts_restart_outdated_pods_leader_last() {
                 let mut e = Ensemble::from_observed(&obs).unwrap();
                 let mut restarted = Vec::new();
                 for a in &step.actions {
-                    let Action::Restart { ordinal, id, expect } = a else {
+                    let Action::Restart {
+                        ordinal,
+                        id,
+                        expect,
+                    } = a
+                    else {
                         panic!("{ctx}: {a:?} in a roll-out");
                     };
                     if e.serving_leader() == Some(*id) {
-                        assert_eq!(restarted.len() + 1, obs.outdated.len(), "{ctx}: leader not last");
+                        assert_eq!(
+                            restarted.len() + 1,
+                            obs.outdated.len(),
+                            "{ctx}: leader not last"
+                        );
                     }
                     let got = apply_checked(&mut e, a).unwrap_or_else(|err| panic!("{ctx}: {err}"));
                     assert_eq!(got, Some(*expect), "{ctx}: prediction");
                     restarted.push(*ordinal);
                 }
                 restarted.sort();
-                assert_eq!(restarted, obs.outdated.iter().copied().collect::<Vec<_>>(), "{ctx}");
-                e.check_settled(&step.servers).unwrap_or_else(|err| panic!("{ctx}: {err}"));
+                assert_eq!(
+                    restarted,
+                    obs.outdated.iter().copied().collect::<Vec<_>>(),
+                    "{ctx}"
+                );
+                e.check_settled(&step.servers)
+                    .unwrap_or_else(|err| panic!("{ctx}: {err}"));
                 // A 2-member ensemble has no spare vote: every restart costs an election.
                 let bound = if n == 2 { obs.outdated.len() as u32 } else { 1 };
                 assert!(e.elections() <= bound, "{ctx}: {} elections", e.elections());

@@ -76,6 +76,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
 
+use k8s_openapi::api::apps::v1::StatefulSetUpdateStrategy;
 use serde_yaml::Value;
 
 pub use edit::{get as value_at, Edit, EditOp};
@@ -127,11 +128,26 @@ impl Default for ParseOptions {
     }
 }
 
-/// The cluster's state of the ensembles in the stream, as the engine will provide it. Only a
-/// placeholder for now: with or without it, [`rewrite`] changes nothing yet.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct LiveState {}
+/// What the cluster side decided about the ensembles in the stream (the post-renderer front end
+/// fills it in). With it, every bitnami ZooKeeper StatefulSet in the output is `OnDelete` (the
+/// StatefulSet controller never restarts members by itself; zkscale restarts them in order),
+/// and the ones named in `ensembles` declare exactly that size and server list, so Helm's apply
+/// after the engine's steps changes nothing more and conflicts with no field manager.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveState {
+    /// By StatefulSet name (a release's stream is one namespace).
+    pub ensembles: BTreeMap<String, Declared>,
+}
+
+/// The final state one ensemble's manifest must declare: the live one after a real upgrade,
+/// where the plan ends for a preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    pub replicas: i32,
+    /// `ZOO_SERVERS`, exactly as the live StatefulSet has it (existing members' addresses and
+    /// ids, whatever the chart would render).
+    pub servers_env: String,
+}
 
 /// One document of the stream.
 #[derive(Debug, Clone)]
@@ -606,22 +622,37 @@ pub struct Rewritten {
     pub output: Vec<u8>,
 }
 
-/// Plans the edits for `stream` given the cluster state and applies them. Pure.
-///
-/// The planning is the engine's hook: today it plans nothing (with or without `live`), so the
-/// output equals the input.
+/// Plans the edits for `stream` given the cluster state (see [`LiveState`]) and applies them.
+/// Pure. Without `live` (offline) nothing changes.
 pub fn rewrite(stream: &Stream, live: Option<&LiveState>) -> Result<Rewritten, ManifestError> {
     let edits = plan(stream, live)?;
     stream.apply(&edits)
 }
 
-fn plan(_stream: &Stream, live: Option<&LiveState>) -> Result<Vec<Edit>, ManifestError> {
-    match live {
-        // Without the cluster's state there is nothing safe to change.
-        None => Ok(Vec::new()),
-        // The step engine goes here.
-        Some(_) => Ok(Vec::new()),
+fn plan(stream: &Stream, live: Option<&LiveState>) -> Result<Vec<Edit>, ManifestError> {
+    // Without the cluster's state there is nothing safe to change.
+    let Some(live) = live else {
+        return Ok(Vec::new());
+    };
+    let on_delete = StatefulSetUpdateStrategy {
+        type_: Some("OnDelete".into()),
+        rolling_update: None,
+    };
+    let mut edits = Vec::new();
+    for z in stream.zookeepers() {
+        if z.update_strategy.as_ref() != Some(&on_delete) {
+            edits.push(z.set_update_strategy(&on_delete));
+        }
+        if let Some(d) = live.ensembles.get(&z.name) {
+            if z.replicas != Some(d.replicas) {
+                edits.push(z.set_replicas(d.replicas));
+            }
+            if z.servers_env != d.servers_env {
+                edits.push(z.set_servers_env(d.servers_env.clone()));
+            }
+        }
     }
+    Ok(edits)
 }
 
 /// Options of [`post_render`].
@@ -801,12 +832,40 @@ mod tests {
         assert_eq!(stream.zookeepers().len(), 1);
         assert_eq!(stream.zookeepers()[0].servers.members().len(), 3);
         assert_eq!(rewrite(&stream, None).unwrap().output, text.as_bytes());
+    }
+
+    #[test]
+    fn live_state_declares_size_servers_and_on_delete() {
+        let text = sts(CHART, &servers_env(SERVERS));
+        let stream = Stream::parse(text.as_bytes()).unwrap();
+        // A fresh install: only OnDelete.
+        let fresh = rewrite(&stream, Some(&LiveState::default())).unwrap();
+        let out = Stream::parse(&fresh.output).unwrap();
+        let z = &out.zookeepers()[0];
         assert_eq!(
-            rewrite(&stream, Some(&LiveState::default()))
-                .unwrap()
-                .output,
-            text.as_bytes()
+            z.update_strategy.as_ref().unwrap().type_.as_deref(),
+            Some("OnDelete")
         );
+        assert_eq!((z.replicas, z.servers_env.as_str()), (Some(3), SERVERS));
+        // An upgrade: the live size and list, whatever the chart rendered.
+        let live_env = "zk-0.zk-hl:2888:3888::1 zk-1.zk-hl:2888:3888::2 ";
+        let live = LiveState {
+            ensembles: [(
+                "zk".to_string(),
+                Declared {
+                    replicas: 2,
+                    servers_env: live_env.into(),
+                },
+            )]
+            .into(),
+        };
+        let r = rewrite(&stream, Some(&live)).unwrap();
+        assert_eq!(r.changed, [0]);
+        let out = Stream::parse(&r.output).unwrap();
+        let z = &out.zookeepers()[0];
+        assert_eq!((z.replicas, z.servers_env.as_str()), (Some(2), live_env));
+        // Applying it again changes nothing more: the output is a fixed point.
+        assert_eq!(rewrite(&out, Some(&live)).unwrap().output, r.output);
     }
 
     #[test]

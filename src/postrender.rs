@@ -1,0 +1,572 @@
+//! The Helm post-renderer front end: `helm upgrade --post-renderer zkscale` (Helm 4 plugin) or
+//! `--post-renderer kubectl-zkscale --post-renderer-args post-render` (Helm 3).
+//!
+//! Helm hands us the rendered manifests on stdin and applies whatever we print. For a bitnami
+//! ZooKeeper StatefulSet that already runs, a size or pod-template change applied by Helm in
+//! one go is the data-loss bug this project exists for, so on a real upgrade the engine carries
+//! the change out first, one gated step at a time ([`crate::engine::Engine::upgrade`]), and the
+//! output then declares exactly the state the cluster is in: Helm's apply changes nothing more
+//! on the StatefulSet and conflicts with no field manager (see [`crate::manifest::LiveState`]).
+//!
+//! # Real upgrade or preview ([`Mode`])
+//! `helm template`, `--dry-run` and `helm diff` run the same post-renderer, and must not change
+//! the cluster. Helm tells a post-renderer nothing about why it runs, so [`detect`] reads the
+//! command line of the nearest `helm` process above us (`/proc/<pid>/cmdline`, up to 8
+//! ancestors): `install`/`upgrade` without `--dry-run` ⇒ [`Mode::Execute`]; `template`, any
+//! `--dry-run` other than `none`/`false`, or any other command (helm-diff runs `helm template`
+//! or `helm upgrade --dry-run`) ⇒ [`Mode::Preview`]. No helm process found (another tool, a
+//! pipe, not Linux) ⇒ [`Mode::Unknown`]: a preview that refuses (exit 3, nothing on stdout)
+//! rather than hand over a change that would be unsafe if applied. `--execute` and
+//! `--plan-only` override the detection.
+//!
+//! The same command line gives Helm's `-n`, `--kube-context` and `--kubeconfig`; explicit
+//! post-renderer args win, then those, then `HELM_NAMESPACE`/`HELM_KUBECONTEXT`, then the
+//! kubeconfig (`KUBECONFIG`, which Helm passes on). A StatefulSet's own `metadata.namespace` is
+//! where Helm applies it, so it wins over all of them.
+//!
+//! A preview reads the cluster when it can (a dry-run replace to see whether the template
+//! changes, and the plan), reports the plan, and prints the state the plan ends in. When the
+//! cluster cannot be reached it prints the manifests unchanged and says so.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use kube::{Api, Client};
+use thiserror::Error;
+
+use crate::cluster::{self, Access, ClusterError, Connect, Selector};
+use crate::engine::{Cancel, Engine, EngineError, Event, Options, Progress};
+use crate::manifest::{self, Declared, LiveState, ManifestError, Stream};
+
+#[derive(Debug, Error)]
+pub enum PostRenderError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{namespace}/{name}: {source}")]
+    Engine {
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<EngineError>,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot reach the cluster: {0}")]
+    Unreachable(String),
+}
+
+impl PostRenderError {
+    /// The same codes as the kubectl front end: 3 refused (nothing changed), 4 stopped at a
+    /// safe size (re-run to resume), 1 anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PostRenderError::Manifest(_) | PostRenderError::Refused(_) => 3,
+            PostRenderError::Engine { source, .. } => source.exit_code(),
+            PostRenderError::Unreachable(_) => 1,
+        }
+    }
+}
+
+/// Who is running us, as far as the command line of the nearest `helm` process says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Caller {
+    pub pid: u32,
+    /// The helm subcommand (`upgrade`, `install`, `template`, `diff`, …), if any.
+    pub command: Option<String>,
+    pub dry_run: bool,
+    pub namespace: Option<String>,
+    pub kube_context: Option<String>,
+    pub kubeconfig: Option<String>,
+}
+
+impl Caller {
+    /// What the caller's command line says about side effects.
+    pub fn mode(&self) -> Mode {
+        match self.command.as_deref() {
+            Some("install" | "upgrade") if !self.dry_run => Mode::Execute,
+            _ => Mode::Preview,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "helm {}{} (pid {})",
+            self.command.as_deref().unwrap_or("?"),
+            if self.dry_run { " --dry-run" } else { "" },
+            self.pid
+        )
+    }
+}
+
+/// Whether this run may change the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A real `helm install/upgrade`: carry the change out, then print the final state.
+    Execute,
+    /// `helm template`, `--dry-run`, `helm diff`, `--plan-only`: read, plan, print, change nothing.
+    Preview,
+    /// No helm process found and no `--execute`/`--plan-only`: a preview that refuses when the
+    /// output would declare a change that is unsafe to apply directly.
+    Unknown,
+}
+
+/// Helm's global flags that take a separate value (`--flag value`), so that the subcommand is
+/// found after them (`helm -n ns upgrade …`).
+const HELM_VALUE_FLAGS: &[&str] = &[
+    "-n",
+    "--namespace",
+    "--kube-context",
+    "--kubeconfig",
+    "--kube-apiserver",
+    "--kube-as-user",
+    "--kube-as-group",
+    "--kube-ca-file",
+    "--kube-token",
+    "--kube-tls-server-name",
+    "--registry-config",
+    "--repository-cache",
+    "--repository-config",
+    "--content-cache",
+    "--burst-limit",
+    "--qps",
+    "--color",
+    "--colour",
+];
+
+/// Reads a helm command line (`argv[0]` first). `None` when `argv[0]` is not a helm binary.
+pub fn parse_helm_argv(pid: u32, argv: &[String]) -> Option<Caller> {
+    let exe = argv.first()?;
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    if !base.starts_with("helm") || base.starts_with("helm-") {
+        return None;
+    }
+    let mut c = Caller {
+        pid,
+        ..Caller::default()
+    };
+    let mut it = argv[1..].iter().peekable();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if a.starts_with("--") => (f, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        // `-nfoo` is `-n foo`.
+        let (flag, inline) = match (flag, inline) {
+            (f, None) if f.starts_with("-n") && f.len() > 2 && !f.starts_with("--") => {
+                ("-n", Some(f[2..].to_string()))
+            }
+            other => other,
+        };
+        if flag == "--dry-run" {
+            c.dry_run = !matches!(inline.as_deref(), Some("none" | "false"));
+            continue;
+        }
+        if flag.starts_with('-') {
+            let value = match inline {
+                Some(v) => Some(v),
+                None if HELM_VALUE_FLAGS.contains(&flag) => it.next().cloned(),
+                None => None,
+            };
+            match flag {
+                "-n" | "--namespace" => c.namespace = value,
+                "--kube-context" => c.kube_context = value,
+                "--kubeconfig" => c.kubeconfig = value,
+                _ => {}
+            }
+            continue;
+        }
+        if c.command.is_none() {
+            c.command = Some(a.clone());
+        }
+        // Later positionals (release, chart) and subcommand flags are read on; flags that take
+        // values and are not global (`--set x`, `-f file`) leave their value as a positional,
+        // which is harmless: only the first positional is the command.
+    }
+    Some(c)
+}
+
+/// The nearest `helm` process among our ancestors (Linux `/proc`).
+pub fn detect() -> Option<Caller> {
+    let mut pid = std::os::unix::process::parent_id();
+    for _ in 0..8 {
+        if pid <= 1 {
+            return None;
+        }
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        if let Some(c) = parse_helm_argv(pid, &argv) {
+            return Some(c);
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
+        let after = &stat[stat.rfind(')')? + 1..];
+        pid = after.split_whitespace().nth(1)?.parse().ok()?;
+    }
+    None
+}
+
+/// What the post-render command line asked for.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub requested: Option<Mode>,
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    /// Gate timeout of the engine.
+    pub timeout: Duration,
+    pub connect: Connect,
+    pub delete_stale_claims: bool,
+    pub keep_removed_claims: bool,
+    pub force: Option<String>,
+    pub holder: String,
+    pub cancel: Cancel,
+}
+
+/// The rewritten stream (stdout) or an error (and nothing on stdout).
+pub async fn run(
+    input: &[u8],
+    settings: &Settings,
+    caller: Option<&Caller>,
+    progress: &dyn Progress,
+) -> Result<Vec<u8>, PostRenderError> {
+    let stream = Stream::parse(input)?;
+    for w in stream.warnings() {
+        progress.event(&Event::Warning {
+            message: w.to_string(),
+        });
+    }
+    if stream.zookeepers().is_empty() {
+        // Not our chart: byte for byte, without contacting the cluster.
+        return Ok(input.to_vec());
+    }
+    let mode = settings
+        .requested
+        .unwrap_or_else(|| caller.map(Caller::mode).unwrap_or(Mode::Unknown));
+    let why = match (settings.requested, caller) {
+        (Some(Mode::Execute), _) => "--execute".to_string(),
+        (Some(_), _) => "--plan-only".to_string(),
+        (None, Some(c)) => c.describe(),
+        (None, None) => "no helm process among the parents".to_string(),
+    };
+    progress.event(&Event::Note {
+        message: format!(
+            "post-render: {} ({why})",
+            match mode {
+                Mode::Execute => "real upgrade: scaling steps run before Helm applies",
+                Mode::Preview => "preview: the cluster is only read",
+                Mode::Unknown => "cannot tell whether Helm will apply the output: preview",
+            }
+        ),
+    });
+    let access = Access {
+        kubeconfig: settings
+            .kubeconfig
+            .clone()
+            .or_else(|| caller.and_then(|c| c.kubeconfig.clone()).map(Into::into)),
+        context: settings
+            .context
+            .clone()
+            .or_else(|| caller.and_then(|c| c.kube_context.clone()))
+            .or_else(|| non_empty_env("HELM_KUBECONTEXT")),
+        namespace: settings
+            .namespace
+            .clone()
+            .or_else(|| caller.and_then(|c| c.namespace.clone()))
+            .or_else(|| non_empty_env("HELM_NAMESPACE")),
+    };
+    let connected = tokio::time::timeout(REACH, cluster::connect(&access)).await;
+    let (client, default_ns) = match connected {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return unreachable(&stream, mode, e.to_string(), progress),
+        Err(_) => return unreachable(&stream, mode, format!("no answer in {REACH:?}"), progress),
+    };
+    let mut live_state = LiveState::default();
+    for z in stream.zookeepers() {
+        let namespace = z.namespace.clone().unwrap_or_else(|| default_ns.clone());
+        let api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+        let live = match tokio::time::timeout(REACH, api.get_opt(&z.name)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) if mode != Mode::Execute && is_connection_error(&e) => {
+                return unreachable(&stream, mode, e.to_string(), progress)
+            }
+            Ok(Err(e)) => return Err(engine_err(&namespace, &z.name, ClusterError::Api(e).into())),
+            Err(_) if mode != Mode::Execute => {
+                return unreachable(&stream, mode, format!("no answer in {REACH:?}"), progress)
+            }
+            Err(_) => {
+                return Err(PostRenderError::Unreachable(format!(
+                    "no answer in {REACH:?} reading {namespace}/{}",
+                    z.name
+                )))
+            }
+        };
+        if live.is_none() {
+            progress.event(&Event::Note {
+                message: format!(
+                    "{namespace}/{}: not in the cluster yet (a fresh install): passed through with updateStrategy OnDelete",
+                    z.name
+                ),
+            });
+            continue;
+        }
+        let target = z.effective_replicas();
+        if target < 1 {
+            return Err(PostRenderError::Refused(format!(
+                "{namespace}/{}: replicaCount {target} would delete the ensemble; zkscale refuses (uninstall the release instead)",
+                z.name
+            )));
+        }
+        let template: PodTemplateSpec =
+            serde_json::from_value(z.pod_template.clone()).map_err(|e| {
+                PostRenderError::Refused(format!(
+                    "{namespace}/{}: spec.template is not a pod template: {e}",
+                    z.name
+                ))
+            })?;
+        let declared = ensemble(
+            &client,
+            &namespace,
+            &z.name,
+            target as u32,
+            &template,
+            mode,
+            settings,
+            progress,
+        )
+        .await?;
+        if let Some(d) = declared {
+            live_state.ensembles.insert(z.name.clone(), d);
+        }
+    }
+    Ok(manifest::rewrite(&stream, Some(&live_state))?.output)
+}
+
+/// How long reaching the cluster may take before a preview gives up on it.
+const REACH: Duration = Duration::from_secs(15);
+
+/// How long a preview waits for a plan (an election or a syncing follower resolves quickly;
+/// `helm template` should not hang on a sick ensemble).
+const PREVIEW_PLAN_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn engine_err(namespace: &str, name: &str, source: EngineError) -> PostRenderError {
+    PostRenderError::Engine {
+        namespace: namespace.into(),
+        name: name.into(),
+        source: Box::new(source),
+    }
+}
+
+fn is_connection_error(e: &kube::Error) -> bool {
+    !matches!(e, kube::Error::Api(_))
+}
+
+/// No cluster: a real upgrade cannot go on (Helm could not apply either); a preview prints the
+/// manifests unchanged and says so.
+fn unreachable(
+    stream: &Stream,
+    mode: Mode,
+    why: String,
+    progress: &dyn Progress,
+) -> Result<Vec<u8>, PostRenderError> {
+    if mode == Mode::Execute {
+        return Err(PostRenderError::Unreachable(why));
+    }
+    progress.event(&Event::Warning {
+        message: format!(
+            "cannot reach the cluster ({why}): manifests passed through unchanged, no plan"
+        ),
+    });
+    Ok(manifest::rewrite(stream, None)?.output)
+}
+
+/// One live ensemble: carry the change out (execute) or plan it (preview); returns what the
+/// output must declare (`None`: the chart's own values, for a preview without a plan).
+#[allow(clippy::too_many_arguments)]
+async fn ensemble(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    target: u32,
+    template: &PodTemplateSpec,
+    mode: Mode,
+    settings: &Settings,
+    progress: &dyn Progress,
+) -> Result<Option<Declared>, PostRenderError> {
+    let err = |e: EngineError| engine_err(namespace, name, e);
+    let preview = mode != Mode::Execute;
+    let opts = Options {
+        selector: Selector::StatefulSet(name.into()),
+        timeout: if preview {
+            settings.timeout.min(PREVIEW_PLAN_TIMEOUT)
+        } else {
+            settings.timeout
+        },
+        connect: settings.connect,
+        force: settings.force.clone(),
+        delete_stale_claims: settings.delete_stale_claims,
+        keep_removed_claims: settings.keep_removed_claims,
+        holder: settings.holder.clone(),
+        wait_for_lock: true,
+        cancel: settings.cancel.clone(),
+    };
+    let engine = Engine::new(client.clone(), namespace.into(), opts, progress)
+        .await
+        .map_err(err)?;
+    let live = cluster::read(client, namespace, name)
+        .await
+        .map_err(|e| err(e.into()))?;
+    let changes = engine.template_changes(template).await.map_err(err)?;
+    let settled = live.replicas() == target
+        && live.zk.servers.len() as u32 == target
+        && live.operation().is_none()
+        && (0..target).all(|o| live.pod_current(o))
+        && !changes;
+    if settled {
+        // Nothing for the engine: no lock, no gate (an unrelated change to the release must not
+        // wait on the ensemble's health).
+        return Ok(Some(Declared {
+            replicas: live.replicas() as i32,
+            servers_env: live.zk.servers_env.clone(),
+        }));
+    }
+    if preview {
+        let plan = engine.plan_with(target, changes).await;
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => {
+                if mode == Mode::Unknown {
+                    return Err(err(e));
+                }
+                // A preview of a sick ensemble still renders: the chart's values, and why
+                // there is no plan.
+                progress.event(&Event::Warning {
+                    message: format!("{namespace}/{name}: no plan: {e}"),
+                });
+                return Ok(None);
+            }
+        };
+        progress.event(&Event::Target {
+            namespace: namespace.into(),
+            statefulset: name.into(),
+            from: plan.from,
+            to: target,
+        });
+        progress.event(&Event::Plan { plan: plan.clone() });
+        if mode == Mode::Unknown && !plan.is_empty() {
+            return Err(PostRenderError::Refused(format!(
+                "{namespace}/{name}: the chart changes a running ensemble ({} → {target} member(s){}) and no helm \
+                 process was found among the parents, so it is unclear whether the output will be applied. \
+                 Pass --execute (post-renderer of a real `helm upgrade`) or --plan-only (preview)",
+                plan.from,
+                if changes { ", new pod template" } else { "" }
+            )));
+        }
+        let servers_env = plan
+            .steps
+            .last()
+            .map(|s| s.servers.to_env())
+            .unwrap_or_else(|| live.zk.servers_env.clone());
+        return Ok(Some(Declared {
+            replicas: target as i32,
+            servers_env,
+        }));
+    }
+    engine.upgrade(target, Some(template)).await.map_err(err)?;
+    let live = cluster::read(client, namespace, name)
+        .await
+        .map_err(|e| err(e.into()))?;
+    Ok(Some(Declared {
+        replicas: live.replicas() as i32,
+        servers_env: live.zk.servers_env.clone(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn mode_of(s: &str) -> Option<Mode> {
+        parse_helm_argv(1, &argv(s)).map(|c| c.mode())
+    }
+
+    #[test]
+    fn helm_commands_decide_the_mode() {
+        use Mode::*;
+        let cases = [
+            (
+                "helm upgrade zk ./chart -n zk --post-renderer zkscale",
+                Some(Execute),
+            ),
+            ("/usr/local/bin/helm install zk ./chart", Some(Execute)),
+            ("helm upgrade --install zk ./chart", Some(Execute)),
+            (
+                "helm -n zk --kube-context prod upgrade zk ./chart",
+                Some(Execute),
+            ),
+            ("helm upgrade zk ./chart --dry-run=none", Some(Execute)),
+            ("helm upgrade zk ./chart --dry-run=false", Some(Execute)),
+            (
+                "helm template zk ./chart --post-renderer zkscale",
+                Some(Preview),
+            ),
+            ("helm upgrade zk ./chart --dry-run", Some(Preview)),
+            ("helm upgrade zk ./chart --dry-run=server", Some(Preview)),
+            ("helm install zk ./chart --dry-run=client", Some(Preview)),
+            // helm-diff runs `helm template … --dry-run=server` (or the diff command is ours).
+            (
+                "helm template zk ./chart --dry-run=server --is-upgrade --post-renderer zkscale",
+                Some(Preview),
+            ),
+            (
+                "helm diff upgrade zk ./chart --post-renderer zkscale",
+                Some(Preview),
+            ),
+            // A release named `template` is not the template command.
+            ("helm upgrade template ./chart", Some(Execute)),
+            ("helm4 upgrade zk ./chart", Some(Execute)),
+            ("helm-diff upgrade zk ./chart", None),
+            ("kubectl apply -f -", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(mode_of(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn helm_flags_give_namespace_context_and_kubeconfig() {
+        let c = parse_helm_argv(
+            7,
+            &argv("helm -nfoo upgrade zk ./c --kube-context=prod --kubeconfig /k/c --set a=b"),
+        )
+        .unwrap();
+        assert_eq!(c.command.as_deref(), Some("upgrade"));
+        assert_eq!(c.namespace.as_deref(), Some("foo"));
+        assert_eq!(c.kube_context.as_deref(), Some("prod"));
+        assert_eq!(c.kubeconfig.as_deref(), Some("/k/c"));
+        let c =
+            parse_helm_argv(7, &argv("helm upgrade zk ./c --namespace=bar -- --dry-run")).unwrap();
+        assert_eq!((c.namespace.as_deref(), c.dry_run), (Some("bar"), false));
+        assert_eq!(c.mode(), Mode::Execute);
+    }
+
+    #[test]
+    fn this_test_process_has_no_helm_parent() {
+        assert_eq!(detect(), None);
+    }
+}
