@@ -43,7 +43,25 @@ bench: testbed-up ## benchmarks that print figures (nothing is asserted about ti
 	$(CARGO) bench --bench post_render
 	$(CARGO) bench --bench scale
 
-install: build ## install kubectl-zkscale on PATH (~/.local/bin or PREFIX)
-	install -D -m 0755 $${CARGO_TARGET_DIR:-target}/release/kubectl-zkscale $${PREFIX:-$$HOME/.local}/bin/kubectl-zkscale
+PREFIX ?= $(HOME)/.local
+HELM ?= helm
+RELEASE_BIN = $${CARGO_TARGET_DIR:-target}/release/kubectl-zkscale
+# `helm plugin install <dir>` links the directory into $$HELM_DATA_HOME/plugins, so it must stay.
+PLUGIN_DIR = $(PREFIX)/share/zkscale/helm-plugin
+
+install: build ## kubectl-zkscale on PATH ($(PREFIX)/bin) and the Helm 4 plugin `zkscale` (HELM=...)
+	install -D -m 0755 $(RELEASE_BIN) $(PREFIX)/bin/kubectl-zkscale
+	rm -rf $(PLUGIN_DIR)
+	install -D -m 0644 plugin.yaml $(PLUGIN_DIR)/plugin.yaml
+	install -D -m 0755 scripts/helm-post-render.sh $(PLUGIN_DIR)/scripts/helm-post-render.sh
+	install -D -m 0755 $(RELEASE_BIN) $(PLUGIN_DIR)/bin/kubectl-zkscale
+	@if $(HELM) version --template '{{.Version}}' 2>/dev/null | grep -q '^v[4-9]'; then \
+	  $(HELM) plugin uninstall zkscale >/dev/null 2>&1 || true; \
+	  $(HELM) plugin install $(PLUGIN_DIR); \
+	  echo "helm upgrade ... --post-renderer zkscale"; \
+	else \
+	  echo "no Helm 4 plugin installed ($(HELM) is not Helm 4); with Helm 3 use:"; \
+	  echo "  helm upgrade ... --post-renderer kubectl-zkscale --post-renderer-args post-render"; \
+	fi
 
 .PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench install

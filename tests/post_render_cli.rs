@@ -192,3 +192,108 @@ fn unrelated_and_odd_streams_pass_through() {
         assert!(out.stdout == input.as_bytes(), "{input:?}");
     }
 }
+
+/// Helm 4 (from `tests/bed/install.sh helm`), or `None` after saying the test skips.
+fn helm4() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("ZKSCALE_HELM_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(&std::env::var("HOME").unwrap()).join(".cache/zkscale/helm4")
+        });
+    let helm = dir.join("helm");
+    if helm.exists() {
+        Some(helm)
+    } else {
+        eprintln!("SKIPPED: no Helm 4 at {} (make deps)", helm.display());
+        None
+    }
+}
+
+/// `helm plugin install .` from this checkout registers the post-renderer `zkscale`, and
+/// `helm template --post-renderer zkscale` runs `kubectl-zkscale post-render` with Helm's
+/// `--post-renderer-args`: with `--offline` the fixture chart comes out byte for byte.
+#[test]
+fn helm4_plugin_installs_from_the_checkout_and_runs() {
+    let Some(helm) = helm4() else { return };
+    let Some(fixtures) = fixtures_dir() else {
+        eprintln!("SKIPPED: shared fixtures absent");
+        return;
+    };
+    let chart = fixtures.join("../charts/bitnami-zookeeper-13.7.4-replicas-3");
+    let home = tempfile::tempdir().unwrap();
+    // PATH has the binary under test first, the way `make install` puts it on PATH.
+    let bin_dir = home.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kubectl-zkscale"),
+        bin_dir.join("kubectl-zkscale"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let helm_cmd = |args: &[&str]| {
+        let out = Command::new(&helm)
+            .args(args)
+            .env("HELM_DATA_HOME", home.path().join("data"))
+            .env("HELM_CONFIG_HOME", home.path().join("config"))
+            .env("HELM_CACHE_HOME", home.path().join("cache"))
+            .env("PATH", &path)
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    helm_cmd(&["plugin", "install", env!("CARGO_MANIFEST_DIR")]);
+    let list = String::from_utf8(helm_cmd(&["plugin", "list"])).unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("zkscale") && l.contains("postrenderer/v1")),
+        "{list}"
+    );
+    let c = chart.to_str().unwrap();
+    let plain = helm_cmd(&["template", "zk", c, "-n", "zk-test"]);
+    let rendered = helm_cmd(&[
+        "template",
+        "zk",
+        c,
+        "-n",
+        "zk-test",
+        "--post-renderer",
+        "zkscale",
+        "--post-renderer-args",
+        "--offline",
+    ]);
+    assert!(!plain.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&rendered),
+        String::from_utf8_lossy(&plain)
+    );
+}
+
+/// Without a binary anywhere the plugin script fails with a message saying what to do.
+#[test]
+fn plugin_script_says_when_the_binary_is_missing() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/helm-post-render.sh"
+    ))
+    .env("HELM_PLUGIN_DIR", empty.path())
+    .env("PATH", "/usr/bin:/bin")
+    .env_remove("CARGO_TARGET_DIR")
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("make install"));
+}

@@ -5,6 +5,7 @@
 pub mod bed;
 pub mod chart;
 pub mod fixtures;
+pub mod helm;
 pub mod writer;
 pub mod zk_client;
 pub mod zk_ensemble;
