@@ -933,10 +933,14 @@ impl<'p> Engine<'p> {
         size: u32,
         cause: EngineError,
     ) -> EngineError {
+        let member = format!("new member {}-{ordinal}", self.name);
+        // The cause's own "stopped at …, re-run" framing belongs to the roll-back's result.
+        let cause = match cause {
+            EngineError::Stopped { reason, .. } => reason,
+            other => other.to_string(),
+        };
         self.emit(Event::Warning {
-            message: format!(
-                "new member {ordinal} did not come up ({cause}); rolling back to {size}"
-            ),
+            message: format!("{member} did not come up ({cause}); rolling back to {size}"),
         });
         let undo = async {
             let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
@@ -956,13 +960,11 @@ impl<'p> Engine<'p> {
         match undo.await {
             Ok(_) => EngineError::Stopped {
                 size,
-                reason: format!("new member {ordinal} did not join: {cause}"),
+                reason: format!("{member} did not join ({cause}); rolled back"),
             },
             Err(e) => EngineError::Stopped {
                 size,
-                reason: format!(
-                    "new member {ordinal} did not join ({cause}) and rolling back failed: {e}"
-                ),
+                reason: format!("{member} did not join ({cause}) and rolling back failed: {e}"),
             },
         }
     }

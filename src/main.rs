@@ -667,12 +667,7 @@ fn post_render(
         }
         Err(e) => {
             let code = e.exit_code();
-            let hint = match code {
-                3 => " Nothing was changed.",
-                4 => " The ensemble is whole at that size; re-running the same `helm upgrade` resumes from there.",
-                _ => "",
-            };
-            reporter.line(&format!("ERROR: {e}.{hint}"));
+            reporter.line(&format!("ERROR: {}", e.message()));
             if let Some(p) = &reporter.log_path {
                 reporter.line(&format!("log: {}", p.display()));
             }

@@ -68,6 +68,32 @@ impl PostRenderError {
     }
 }
 
+impl PostRenderError {
+    /// The message for the user: where it stopped and what to do, worded for `helm upgrade`.
+    pub fn message(&self) -> String {
+        match self {
+            PostRenderError::Engine {
+                namespace,
+                name,
+                source,
+            } => match source.as_ref() {
+                EngineError::Stopped { size, reason } => format!(
+                    "{namespace}/{name}: stopped at {size} member(s), where the ensemble is whole: {reason}. \
+                     Fix the cause and re-run the same `helm upgrade`: it resumes from {size}"
+                ),
+                e if e.exit_code() == 3 => format!("{namespace}/{name}: {e}. Nothing was changed"),
+                e => format!(
+                    "{namespace}/{name}: {e}. Once fixed, re-run the same `helm upgrade`: it resumes from the live state"
+                ),
+            },
+            PostRenderError::Manifest(_) | PostRenderError::Refused(_) => {
+                format!("{self}. Nothing was changed")
+            }
+            PostRenderError::Unreachable(_) => self.to_string(),
+        }
+    }
+}
+
 /// Who is running us, as far as the command line of the nearest `helm` process says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Caller {
@@ -427,7 +453,23 @@ async fn ensemble(
     let live = cluster::read(client, namespace, name)
         .await
         .map_err(|e| err(e.into()))?;
-    let changes = engine.template_changes(template).await.map_err(err)?;
+    let changes = match engine.template_changes(template).await {
+        Ok(c) => c,
+        // A read-only preview (a `helm diff` job's ServiceAccount) may not dry-run an update.
+        Err(EngineError::Cluster(ClusterError::Api(kube::Error::Api(e))))
+            if preview && e.code == 403 =>
+        {
+            progress.event(&Event::Warning {
+                message: format!(
+                    "{namespace}/{name}: cannot tell whether the pod template changes (a dry-run update is forbidden: {}); \
+                     the plan shows size steps only",
+                    e.message
+                ),
+            });
+            false
+        }
+        Err(e) => return Err(err(e)),
+    };
     let settled = live.replicas() == target
         && live.zk.servers.len() as u32 == target
         && live.operation().is_none()

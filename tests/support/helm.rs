@@ -170,7 +170,11 @@ impl Drop for Helm {
     /// A failing test shows what the post-renderer said (Helm 4 itself drops it).
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- post-render log {}:\n{}", self.log.display(), self.log_text());
+            eprintln!(
+                "--- post-render log {}:\n{}",
+                self.log.display(),
+                self.log_text()
+            );
         }
     }
 }
