@@ -249,6 +249,8 @@ pub struct Engine<'p> {
     opts: Options,
     progress: &'p dyn Progress,
     start: Instant,
+    /// An Event could not be recorded (said once).
+    events_failed: std::sync::atomic::AtomicBool,
 }
 
 /// One observation of every pod, with the server id each runs as.
@@ -315,6 +317,7 @@ impl<'p> Engine<'p> {
             opts,
             progress,
             start: Instant::now(),
+            events_failed: Default::default(),
         })
     }
 
@@ -613,9 +616,14 @@ impl<'p> Engine<'p> {
     /// An Event on the StatefulSet; best effort (a run does not stop for want of one).
     async fn record(&self, live: &Live, warning: bool, reason: &str, message: &str) {
         if let Err(e) = cluster::record_event(&self.client, live, warning, reason, message).await {
-            self.emit(Event::Warning {
-                message: format!("could not record an Event on the StatefulSet: {e}"),
-            });
+            if !self
+                .events_failed
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                self.emit(Event::Warning {
+                    message: format!("could not record an Event on the StatefulSet (progress is still logged): {e}"),
+                });
+            }
         }
     }
 

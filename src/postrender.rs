@@ -183,7 +183,7 @@ pub fn parse_helm_argv(pid: u32, argv: &[String]) -> Option<Caller> {
         // `-nfoo` is `-n foo`.
         let (flag, inline) = match (flag, inline) {
             (f, None) if f.starts_with("-n") && f.len() > 2 && !f.starts_with("--") => {
-                ("-n", Some(f[2..].to_string()))
+                ("-n", Some(f[2..].trim_start_matches('=').to_string()))
             }
             other => other,
         };
@@ -605,6 +605,8 @@ mod tests {
             parse_helm_argv(7, &argv("helm upgrade zk ./c --namespace=bar -- --dry-run")).unwrap();
         assert_eq!((c.namespace.as_deref(), c.dry_run), (Some("bar"), false));
         assert_eq!(c.mode(), Mode::Execute);
+        let c = parse_helm_argv(7, &argv("helm upgrade zk ./c -n=baz")).unwrap();
+        assert_eq!(c.namespace.as_deref(), Some("baz"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: on the local test bed (already up: `make demo` depends on testbed-up), install the
 # bitnami 1-replica fixture chart with Helm 4, write 200 znodes, scale to 3 with kubectl-zkscale,
-# show status, and count the znodes again.
+# show status, then `helm upgrade` to replicaCount=5 through the Helm 4 plugin `zkscale`, and
+# count the znodes again after each.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 eval "$("$root/tests/bed/install.sh" env)"
@@ -48,4 +49,23 @@ say "kubectl zkscale status"
 say "znodes under /data after scaling"
 left="$(forward bash -c "\"$zk_data\" count \"\$ADDR\"")"
 echo "$left of 200 znodes survived"
+[[ $left == 200 ]]
+
+# The same steps from Helm: the plugin installed as `make install` does it, into a scratch
+# PREFIX and Helm home (the release itself lives in the cluster).
+scratch="$(mktemp -d)"
+export HELM_DATA_HOME="$scratch/helm-data" HELM_CONFIG_HOME="$scratch/helm-config" HELM_CACHE_HOME="$scratch/helm-cache"
+export ZKSCALE_LOG_FILE="$scratch/post-render.log"
+say "make install (kubectl-zkscale + the Helm 4 plugin zkscale) into $scratch"
+make -s --no-print-directory install PREFIX="$scratch" HELM="$helm" >&2
+chart5="$(dirname "$chart")/chart5"
+cp -r "$charts/bitnami-zookeeper-13.7.4-replicas-5" "$chart5"
+sed -i "s/zk-test/$ns/g" "$chart5"/templates/*.yaml
+say "helm upgrade zk (replicaCount=5) --post-renderer zkscale"
+"$helm" upgrade zk "$chart5" -n "$ns" --post-renderer zkscale
+say "what the post-renderer did (Helm 4 hides its stderr; it also writes the terminal, $ZKSCALE_LOG_FILE and Events)"
+sed 's/^[^[]*\[/[/' "$ZKSCALE_LOG_FILE" >&2
+"$kubectl" zkscale -n "$ns" status
+left="$(forward bash -c "\"$zk_data\" count \"\$ADDR\"")"
+echo "$left of 200 znodes survived 1 → 3 → 5"
 [[ $left == 200 ]]
