@@ -687,6 +687,29 @@ impl<'p> Engine<'p> {
         if template_json(&live.sts) == template_json(&would) {
             return Ok(());
         }
+        // Nothing changes before the ensemble is known healthy (as the first step's pre-gate
+        // would); a step left under way by an earlier run is finished by the steps anyway.
+        if live.operation().is_none() {
+            let wait = self.opts.timeout.min(REFUSE_AFTER);
+            if let Err(e) = self.gate("before the new template", None, None, wait).await {
+                let e = match e {
+                    EngineError::Stopped { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                match &self.opts.force {
+                    Some(reason) => self.emit(Event::Warning {
+                        message: format!(
+                            "--force ({reason}): new template on an unhealthy ensemble: {e}"
+                        ),
+                    }),
+                    None => {
+                        return Err(EngineError::Refused(format!(
+                            "the ensemble is not healthy: {e}"
+                        )))
+                    }
+                }
+            }
+        }
         let image = |t: &PodTemplateSpec| {
             t.spec
                 .as_ref()
