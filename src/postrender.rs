@@ -17,7 +17,8 @@
 //! or `helm upgrade --dry-run`) ⇒ [`Mode::Preview`]. No helm process found (another tool, a
 //! pipe, not Linux) ⇒ [`Mode::Unknown`]: a preview that refuses (exit 3, nothing on stdout)
 //! rather than hand over a change that would be unsafe if applied. `--execute` and
-//! `--plan-only` override the detection.
+//! `--plan-only` override the detection, except that `--plan-only` under a real
+//! `install`/`upgrade` is guarded the same way (Helm would apply the planned final state).
 //!
 //! The same command line gives Helm's `-n`, `--kube-context` and `--kubeconfig`; explicit
 //! post-renderer args win, then those, then `HELM_NAMESPACE`/`HELM_KUBECONTEXT`, then the
@@ -273,9 +274,15 @@ pub async fn run(
         // Not our chart: byte for byte, without contacting the cluster.
         return Ok(input.to_vec());
     }
-    let mode = settings
+    let mut mode = settings
         .requested
         .unwrap_or_else(|| caller.map(Caller::mode).unwrap_or(Mode::Unknown));
+    // `--plan-only` under a real `helm upgrade` would hand Helm the planned final state to apply
+    // in one go (the very jump this tool exists to prevent): guard it like an unknown caller.
+    let applied_anyway = mode == Mode::Preview && caller.is_some_and(|c| c.mode() == Mode::Execute);
+    if applied_anyway {
+        mode = Mode::Unknown;
+    }
     let why = match (settings.requested, caller) {
         (Some(Mode::Execute), _) => "--execute".to_string(),
         (Some(_), _) => "--plan-only".to_string(),
@@ -288,6 +295,9 @@ pub async fn run(
             match mode {
                 Mode::Execute => "real upgrade: scaling steps run before Helm applies",
                 Mode::Preview => "preview: the cluster is only read",
+                Mode::Unknown if applied_anyway => {
+                    "--plan-only, but Helm will apply the output: preview, refused if anything must change"
+                }
                 Mode::Unknown => "cannot tell whether Helm will apply the output: preview",
             }
         ),
@@ -507,13 +517,25 @@ async fn ensemble(
         });
         progress.event(&Event::Plan { plan: plan.clone() });
         if mode == Mode::Unknown && !plan.is_empty() {
-            return Err(PostRenderError::Refused(format!(
-                "{namespace}/{name}: the chart changes a running ensemble ({} → {target} member(s){}) and no helm \
-                 process was found among the parents, so it is unclear whether the output will be applied. \
-                 Pass --execute (post-renderer of a real `helm upgrade`) or --plan-only (preview)",
+            let change = format!(
+                "{namespace}/{name}: the chart changes a running ensemble ({} → {target} member(s){})",
                 plan.from,
                 if changes { ", new pod template" } else { "" }
-            )));
+            );
+            return Err(PostRenderError::Refused(
+                if settings.requested == Some(Mode::Preview) {
+                    format!(
+                    "{change}, and with --plan-only Helm would apply that in one go. Preview with \
+                     `helm upgrade --dry-run` or `helm template`; drop --plan-only to carry it out"
+                )
+                } else {
+                    format!(
+                    "{change} and no helm process was found among the parents, so it is unclear whether \
+                     the output will be applied. Pass --execute (post-renderer of a real `helm upgrade`) or \
+                     --plan-only (preview)"
+                )
+                },
+            ));
         }
         let servers_env = plan
             .steps

@@ -307,6 +307,46 @@ async fn e2e_post_render_previews_change_nothing() {
     ok(&out, "post-render --plan-only");
     assert!(String::from_utf8_lossy(&out.stdout).contains("replicas: 5"));
     assert_eq!(snapshot(&bed, ns), snap, "a preview changed the ensemble");
+
+    // `--plan-only` under a real upgrade would let Helm apply 3 → 5 in one go: refused.
+    let out = helm.with_chart(
+        "upgrade",
+        &chart5,
+        ns,
+        &["--post-renderer-args", "--plan-only"],
+    );
+    assert!(
+        !out.status.success(),
+        "helm upgrade with --plan-only applied a jump"
+    );
+    assert!(
+        helm.log_text()
+            .contains("with --plan-only Helm would apply that in one go"),
+        "{}",
+        helm.log_text()
+    );
+    assert_eq!(snapshot(&bed, ns), snap);
+    assert_eq!(release_status(&helm, ns), ("deployed".into(), 1));
+
+    // Explicit args win over the detection: `helm template … --execute` carries a change out.
+    let out = helm.with_chart(
+        "template",
+        &bump,
+        ns,
+        &["--post-renderer-args", "--execute"],
+    );
+    ok(&out, "helm template --execute");
+    wait_healthy(&bed, ns, 3).await;
+    let images = bed.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={range .items[*]}{.spec.containers[0].image} {end}",
+    ]);
+    assert_eq!(images.matches("3.9.3-debian-12-r9").count(), 3, "{images}");
+    assert_eq!(count_znodes(&bed, ns).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
