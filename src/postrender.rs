@@ -344,7 +344,7 @@ pub async fn run(
                 )))
             }
         };
-        if live.is_none() {
+        let Some(live) = live else {
             progress.event(&Event::Note {
                 message: format!(
                     "{namespace}/{}: not in the cluster yet (a fresh install): passed through with updateStrategy OnDelete",
@@ -352,8 +352,11 @@ pub async fn run(
                 ),
             });
             continue;
-        }
-        let target = z.effective_replicas();
+        };
+        // A chart that leaves replicas out leaves the size alone (not Kubernetes' default of 1).
+        let target = z
+            .replicas
+            .unwrap_or_else(|| live.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
         if target < 1 {
             return Err(PostRenderError::Refused(format!(
                 "{namespace}/{}: replicaCount {target} would delete the ensemble; zkscale refuses (uninstall the release instead)",

@@ -90,6 +90,17 @@ fn snapshot(bed: &Bed, ns: &str) -> (String, String) {
     )
 }
 
+fn pod_images(bed: &Bed, ns: &str) -> String {
+    bed.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={range .items[*]}{.spec.containers[0].image} {end}",
+    ])
+}
+
 /// `(leader id, epoch)` asked of the members at their pod IPs.
 async fn leader_epoch(bed: &Bed, ns: &str, n: usize) -> (u32, u32) {
     let members: Vec<(u32, String)> = member_addrs(bed, ns, n)
@@ -172,14 +183,7 @@ async fn e2e_post_render_helm4_1_to_3_then_image_bump() {
         "{} elections during the image bump",
         epoch_after - epoch
     );
-    let images = bed.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={range .items[*]}{.spec.containers[0].image} {end}",
-    ]);
+    let images = pod_images(&bed, ns);
     assert_eq!(images.matches("3.9.3-debian-12-r9").count(), 3, "{images}");
     let log = helm.log_text()[before..].to_string();
     let restarts: Vec<&str> = log
@@ -337,14 +341,7 @@ async fn e2e_post_render_previews_change_nothing() {
     );
     ok(&out, "helm template --execute");
     wait_healthy(&bed, ns, 3).await;
-    let images = bed.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={range .items[*]}{.spec.containers[0].image} {end}",
-    ]);
+    let images = pod_images(&bed, ns);
     assert_eq!(images.matches("3.9.3-debian-12-r9").count(), 3, "{images}");
     assert_eq!(count_znodes(&bed, ns).await, 200);
 }

@@ -318,3 +318,37 @@ fn plugin_script_says_when_the_binary_is_missing() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("make install"));
 }
+
+/// Helm's spelling of the context flag is accepted after `--post-renderer-args` (it names a
+/// context that does not exist: harmless with `--offline`, an error otherwise).
+#[test]
+fn kube_context_is_accepted_as_helm_spells_it() {
+    let run_with = |args: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
+            .arg("post-render")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(MINIMAL.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run_with(&["--kube-context=nope", "--offline"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, MINIMAL.as_bytes());
+    let out = run_with(&["--kube-contxt=nope", "--offline"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}

@@ -99,10 +99,19 @@ impl Helm {
         c
     }
 
-    /// Runs helm, without echoing its output (for queries whose output the test parses).
+    /// Runs helm; echoes its output only when it fails (for queries whose output the test parses).
     pub fn query(&self, args: &[&str]) -> Output {
+        self.exec(args, false)
+    }
+
+    /// Runs helm and echoes what it said.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.exec(args, true)
+    }
+
+    fn exec(&self, args: &[&str], echo: bool) -> Output {
         let out = self.command(args).output().expect("run helm");
-        if !out.status.success() {
+        if echo || !out.status.success() {
             eprintln!(
                 "--- helm{} {} → exit {:?}\n{}",
                 self.major,
@@ -111,18 +120,6 @@ impl Helm {
                 text(&out)
             );
         }
-        out
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("run helm");
-        eprintln!(
-            "--- helm{} {} → exit {:?}\n{}",
-            self.major,
-            args.join(" "),
-            out.status.code(),
-            text(&out)
-        );
         out
     }
 
