@@ -365,3 +365,47 @@ fn edits_that_change_nothing_keep_the_bytes() {
         assert!(rewritten.output == bytes, "{}", path.display());
     }
 }
+
+/// What the post-renderer hands Helm after a real upgrade: every fixture (as `helm template`
+/// text and as Helm 4's annotated stream) rewritten with a declared size and list. Only the
+/// StatefulSet's document changes; it declares exactly that, `OnDelete`, and keeps Helm 4's
+/// annotation; a second rewrite changes nothing (Helm's apply then finds nothing to do).
+#[test]
+fn declared_state_rewrites_only_the_statefulset() {
+    use zkscale::manifest::{rewrite, Declared, LiveState};
+    for (path, bytes) in fixtures() {
+        for (form, input) in [("text", bytes.clone()), ("helm4", helm4_stream(&bytes))] {
+            let ctx = format!("{} ({form})", path.display());
+            let stream = Stream::parse(&input).unwrap();
+            let zk = &stream.zookeepers()[0];
+            let first = zk.servers.members().first().unwrap();
+            let declared = Declared {
+                replicas: 1,
+                servers_env: format!("{}:2888:3888::{}", first.host, first.id),
+            };
+            let live = LiveState {
+                ensembles: [(zk.name.clone(), declared.clone())].into(),
+            };
+            let r = rewrite(&stream, Some(&live)).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert_eq!(r.changed, [zk.doc_index], "{ctx}");
+            let out = Stream::parse(&r.output).unwrap();
+            for (before, after) in stream.documents().iter().zip(out.documents()) {
+                if before.index() != zk.doc_index {
+                    assert_eq!(before.text(), after.text(), "{ctx}");
+                }
+            }
+            let z = &out.zookeepers()[0];
+            assert_eq!(z.replicas, Some(1), "{ctx}");
+            assert_eq!(z.servers_env, declared.servers_env, "{ctx}");
+            let strategy = z.update_strategy.as_ref().unwrap();
+            assert_eq!(strategy.type_.as_deref(), Some("OnDelete"), "{ctx}");
+            assert_eq!(z.postrender_filename, zk.postrender_filename, "{ctx}");
+            assert_eq!(z.image, zk.image, "{ctx}");
+            assert_eq!(
+                rewrite(&out, Some(&live)).unwrap().output,
+                r.output,
+                "{ctx}"
+            );
+        }
+    }
+}
