@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use support::bed::{wait_for, Bed};
 use support::chart::*;
 use support::helm::{text, Helm, BIN};
+use support::writer::{self, Writer};
 use zkscale::zk::{observe_all_tcp, Mode, Probe, Timeouts};
 
 const R1: &str = "bitnami-zookeeper-13.7.4-replicas-1";
@@ -161,7 +162,23 @@ async fn e2e_post_render_helm4_1_to_3_then_image_bump() {
     let ns = ns.name.as_str();
     let helm = Helm::v4(&bed);
     install_with_data(&bed, &helm, ns, R1, 1).await;
+    // A client writes throughout: no acknowledged write may be lost either.
+    let w = Writer::start(pod_addrs(&bed, ns));
+    tokio::time::sleep(Duration::from_secs(1)).await;
     upgrade_checked(&bed, &helm, ns, R3, 3).await;
+    let report = w.stop();
+    let lost = writer::lost(&member_addrs(&bed, ns, 3)[0], &report).await;
+    eprintln!(
+        "r1→r3 with a writer: {} acknowledged writes, longest gap {:.1}s, lost {}",
+        report.acked.len(),
+        report.longest_gap.as_secs_f64(),
+        lost.len()
+    );
+    assert!(
+        !report.acked.is_empty(),
+        "the writer never got a write through"
+    );
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
     let log = helm.log_text();
     assert!(
         log.contains("step 1→2") && log.contains("step 2→3"),
@@ -229,6 +246,15 @@ async fn e2e_post_render_helm3_1_to_3_and_template() {
         snapshot(&bed, ns),
         snap,
         "helm3 template changed the ensemble"
+    );
+    ok(
+        &helm.with_chart("upgrade", &chart, ns, &["--dry-run"]),
+        "helm3 upgrade --dry-run",
+    );
+    assert_eq!(
+        snapshot(&bed, ns),
+        snap,
+        "helm3 --dry-run changed the ensemble"
     );
     upgrade_checked(&bed, &helm, ns, R3, 3).await;
 }
