@@ -513,6 +513,12 @@ impl<'p> Engine<'p> {
         let start = Instant::now();
         loop {
             let seen = self.see().await?;
+            // Which pods are outdated is only known once the controller has seen the latest
+            // spec (its updateRevision); a moment after a patch it may not have yet.
+            if !cluster::observed_latest(&seen.live.sts) && start.elapsed() < self.opts.timeout {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
             let mut obs = self.observed(&seen)?;
             if template_changes {
                 obs.outdated = obs.pods.iter().map(|p| p.ordinal).collect();
