@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,24 @@ fn snapshot(bed: &Bed, ns: &str) -> (String, String) {
             "jsonpath={range .items[*]}{.metadata.name}={.metadata.uid} {end}",
         ]),
     )
+}
+
+/// A preview through the post-renderer (`helm template`, `--dry-run`): it succeeds and leaves
+/// the ensemble as `snap` found it.
+fn preview(
+    bed: &Bed,
+    helm: &Helm,
+    ns: &str,
+    snap: &(String, String),
+    verb: &str,
+    chart: &Path,
+    extra: &[&str],
+) -> Output {
+    let what = format!("helm{} {verb} {}", helm.major, extra.join(" "));
+    let out = helm.with_chart(verb, chart, ns, extra);
+    ok(&out, &what);
+    assert_eq!(&snapshot(bed, ns), snap, "{what} changed the ensemble");
+    out
 }
 
 fn pod_images(bed: &Bed, ns: &str) -> String {
@@ -243,23 +262,9 @@ async fn e2e_post_render_helm3_1_to_3_and_template() {
     install_with_data(&bed, &helm, ns, R1, 1).await;
     let snap = snapshot(&bed, ns);
     let chart = bed.chart(R3, ns);
-    let out = helm.with_chart("template", &chart, ns, &[]);
-    ok(&out, "helm3 template");
+    let out = preview(&bed, &helm, ns, &snap, "template", &chart, &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("replicas: 3"));
-    assert_eq!(
-        snapshot(&bed, ns),
-        snap,
-        "helm3 template changed the ensemble"
-    );
-    ok(
-        &helm.with_chart("upgrade", &chart, ns, &["--dry-run"]),
-        "helm3 upgrade --dry-run",
-    );
-    assert_eq!(
-        snapshot(&bed, ns),
-        snap,
-        "helm3 --dry-run changed the ensemble"
-    );
+    preview(&bed, &helm, ns, &snap, "upgrade", &chart, &["--dry-run"]);
     upgrade_checked(&bed, &helm, ns, R3, 3).await;
 }
 
@@ -274,40 +279,24 @@ async fn e2e_post_render_previews_change_nothing() {
     let chart5 = bed.chart(R5, ns);
 
     // helm template: the plan's final state is printed, nothing changes.
-    let out = helm.with_chart("template", &chart5, ns, &[]);
-    ok(&out, "helm template");
+    let out = preview(&bed, &helm, ns, &snap, "template", &chart5, &[]);
     let rendered = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(rendered.contains("replicas: 5"), "{rendered}");
     assert!(rendered.contains("type: OnDelete"), "{rendered}");
     assert!(helm.log_text().contains("preview"), "{}", helm.log_text());
     assert!(helm.log_text().contains("3→4, 4→5"), "{}", helm.log_text());
-    assert_eq!(
-        snapshot(&bed, ns),
-        snap,
-        "helm template changed the ensemble"
-    );
 
     for dry in ["--dry-run", "--dry-run=server", "--dry-run=client"] {
-        let out = helm.with_chart("upgrade", &chart5, ns, &[dry]);
-        ok(&out, &format!("helm upgrade {dry}"));
-        assert_eq!(
-            snapshot(&bed, ns),
-            snap,
-            "helm upgrade {dry} changed the ensemble"
-        );
+        preview(&bed, &helm, ns, &snap, "upgrade", &chart5, &[dry]);
     }
     // An image bump previewed: a roll-out is planned, nothing restarts.
     let bump = bed.chart(BUMP, ns);
-    ok(
-        &helm.with_chart("upgrade", &bump, ns, &["--dry-run"]),
-        "bump --dry-run",
-    );
+    preview(&bed, &helm, ns, &snap, "upgrade", &bump, &["--dry-run"]);
     assert!(
         helm.log_text().contains("roll-out at 3"),
         "{}",
         helm.log_text()
     );
-    assert_eq!(snapshot(&bed, ns), snap);
     let (status, rev) = release_status(&helm, ns);
     assert_eq!((status.as_str(), rev), ("deployed", 1));
 

@@ -195,12 +195,7 @@ fn unrelated_and_odd_streams_pass_through() {
 
 /// Helm 4 (from `tests/bed/install.sh helm`), or `None` after saying the test skips.
 fn helm4() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("ZKSCALE_HELM_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(&std::env::var("HOME").unwrap()).join(".cache/zkscale/helm4")
-        });
-    let helm = dir.join("helm");
+    let helm = support::bed::helm4_dir().join("helm");
     if helm.exists() {
         Some(helm)
     } else {
@@ -224,20 +219,7 @@ fn helm4_plugin_installs_from_the_checkout_and_runs() {
     // A checkout after `cargo build --release`: plugin.yaml, the script, target/release/ (the
     // binary under test; the real checkout's target/ may hold an older build).
     let checkout = home.path().join("checkout");
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(checkout.join("scripts")).unwrap();
-    std::fs::create_dir_all(checkout.join("target/release")).unwrap();
-    std::fs::copy(root.join("plugin.yaml"), checkout.join("plugin.yaml")).unwrap();
-    std::fs::copy(
-        root.join("scripts/helm-post-render.sh"),
-        checkout.join("scripts/helm-post-render.sh"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(
-        env!("CARGO_BIN_EXE_kubectl-zkscale"),
-        checkout.join("target/release/kubectl-zkscale"),
-    )
-    .unwrap();
+    support::helm::stage_plugin(&checkout, "target/release/kubectl-zkscale");
     let path = "/usr/bin:/bin";
     let helm_cmd = |args: &[&str]| {
         let out = Command::new(&helm)

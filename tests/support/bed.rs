@@ -30,6 +30,13 @@ fn cache_dir() -> PathBuf {
         })
 }
 
+/// Where `tests/bed/install.sh helm` puts Helm 4 and kubectl (`ZKSCALE_HELM_DIR` overrides).
+pub fn helm4_dir() -> PathBuf {
+    std::env::var_os("ZKSCALE_HELM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_dir().join("helm4"))
+}
+
 impl Bed {
     /// The running bed, or `None` (after saying so) when `ZKSCALE_SKIP_E2E=1` and it is not up.
     pub fn get() -> Option<Bed> {
@@ -37,9 +44,7 @@ impl Bed {
             .map(PathBuf::from)
             .unwrap_or_else(|| cache_dir().join("bed"));
         let kubeconfig = dir.join("kubeconfig");
-        let helm_dir = std::env::var_os("ZKSCALE_HELM_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| cache_dir().join("helm4"));
+        let helm_dir = helm4_dir();
         let charts = std::env::var_os("ZKSCALE_CHARTS")
             .map(PathBuf::from)
             .unwrap_or_else(|| {

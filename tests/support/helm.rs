@@ -25,16 +25,7 @@ impl Helm {
     pub fn v4(bed: &Bed) -> Helm {
         let h = Helm::new(bed, bed.helm.clone(), 4);
         let stage = h.home.path().join("plugin-src");
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        std::fs::create_dir_all(stage.join("scripts")).unwrap();
-        std::fs::create_dir_all(stage.join("bin")).unwrap();
-        std::fs::copy(root.join("plugin.yaml"), stage.join("plugin.yaml")).unwrap();
-        std::fs::copy(
-            root.join("scripts/helm-post-render.sh"),
-            stage.join("scripts/helm-post-render.sh"),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(BIN, stage.join("bin/kubectl-zkscale")).unwrap();
+        stage_plugin(&stage, "bin/kubectl-zkscale");
         let out = h.run(&["plugin", "install", stage.to_str().unwrap()]);
         assert!(out.status.success(), "helm plugin install: {}", text(&out));
         let list = h.run(&["plugin", "list"]);
@@ -153,6 +144,21 @@ impl Helm {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Lays the Helm 4 plugin out in `dir`, ready for `helm plugin install <dir>`: this checkout's
+/// plugin.yaml and script, and the binary under test at `binary` (relative to `dir`):
+/// `bin/kubectl-zkscale` as `make install` stages it, `target/release/kubectl-zkscale` as a
+/// checkout after `cargo build --release` has it.
+pub fn stage_plugin(dir: &Path, binary: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = "scripts/helm-post-render.sh";
+    for f in ["plugin.yaml", script, binary] {
+        std::fs::create_dir_all(dir.join(f).parent().unwrap()).unwrap();
+    }
+    std::fs::copy(root.join("plugin.yaml"), dir.join("plugin.yaml")).unwrap();
+    std::fs::copy(root.join(script), dir.join(script)).unwrap();
+    std::os::unix::fs::symlink(BIN, dir.join(binary)).unwrap();
 }
 
 pub fn text(out: &Output) -> String {
