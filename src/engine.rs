@@ -38,6 +38,15 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// What went wrong, without a `Stopped`'s own "stopped at …; re-run" framing: for wrapping
+    /// it into another outcome.
+    fn into_reason(self) -> String {
+        match self {
+            EngineError::Stopped { reason, .. } => reason,
+            other => other.to_string(),
+        }
+    }
+
     /// The documented exit code (README): 3 refused before any change, 4 stopped at a safe size.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -648,22 +657,16 @@ impl<'p> Engine<'p> {
             from: first.from,
             to: target,
         });
-        self.emit(Event::Plan {
+        let plan_event = Event::Plan {
             plan: first.clone(),
-        });
+        };
+        self.emit(plan_event.clone());
         if !first.is_empty() {
             let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
-            let steps: Vec<String> = first
-                .steps
-                .iter()
-                .map(|s| format!("{}→{}", s.from, s.to))
-                .collect();
+            // The same words as the progress line ("plan: 3→4, 4→5", roll-outs named as such).
             let message = format!(
-                "{} → {} member(s), steps {} ({})",
-                first.from,
-                target,
-                steps.join(", "),
-                self.opts.holder
+                "{} → {target} member(s), {plan_event} ({})",
+                first.from, self.opts.holder
             );
             self.record(&live, false, "Scaling", &message).await;
         }
@@ -671,13 +674,26 @@ impl<'p> Engine<'p> {
     }
 
     /// Whether `template` (with the live `ZOO_SERVERS`, which only the steps change) differs
-    /// from the live pod template, as the API server would store it (a dry-run replace: its
+    /// from `live`'s pod template, as the API server would store it.
+    pub async fn template_changes(
+        &self,
+        live: &Live,
+        template: &PodTemplateSpec,
+    ) -> Result<bool, EngineError> {
+        Ok(self.changed_template(live, template).await?.is_some())
+    }
+
+    /// The template to put in place, if it changes anything: `template` with the live
+    /// `ZOO_SERVERS`, compared with the live one by a dry-run replace (the API server's
     /// defaults filled in, so only real changes count).
-    pub async fn template_changes(&self, template: &PodTemplateSpec) -> Result<bool, EngineError> {
-        let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
-        let desired = with_live_servers(template, &live)?;
-        let would = cluster::replace_template(&self.client, &live, &desired, None, true).await?;
-        Ok(template_json(&live.sts) != template_json(&would))
+    async fn changed_template(
+        &self,
+        live: &Live,
+        template: &PodTemplateSpec,
+    ) -> Result<Option<PodTemplateSpec>, EngineError> {
+        let desired = with_live_servers(template, live)?;
+        let would = cluster::replace_template(&self.client, live, &desired, None, true).await?;
+        Ok((template_json(&live.sts) != template_json(&would)).then_some(desired))
     }
 
     /// Puts a changed template in place (`OnDelete`: nothing restarts) and waits until the
@@ -688,20 +704,15 @@ impl<'p> Engine<'p> {
         target: u32,
     ) -> Result<(), EngineError> {
         let live = cluster::read(&self.client, &self.namespace, &self.name).await?;
-        let desired = with_live_servers(template, &live)?;
-        let would = cluster::replace_template(&self.client, &live, &desired, None, true).await?;
-        if template_json(&live.sts) == template_json(&would) {
+        let Some(desired) = self.changed_template(&live, template).await? else {
             return Ok(());
-        }
+        };
         // Nothing changes before the ensemble is known healthy (as the first step's pre-gate
         // would); a step left under way by an earlier run is finished by the steps anyway.
         if live.operation().is_none() {
             let wait = self.opts.timeout.min(REFUSE_AFTER);
             if let Err(e) = self.gate("before the new template", None, None, wait).await {
-                let e = match e {
-                    EngineError::Stopped { reason, .. } => reason,
-                    other => other.to_string(),
-                };
+                let e = e.into_reason();
                 match &self.opts.force {
                     Some(reason) => self.emit(Event::Warning {
                         message: format!(
@@ -972,10 +983,7 @@ impl<'p> Engine<'p> {
     ) -> EngineError {
         let member = format!("new member {}-{ordinal}", self.name);
         // The cause's own "stopped at …, re-run" framing belongs to the roll-back's result.
-        let cause = match cause {
-            EngineError::Stopped { reason, .. } => reason,
-            other => other.to_string(),
-        };
+        let cause = cause.into_reason();
         self.emit(Event::Warning {
             message: format!("{member} did not come up ({cause}); rolling back to {size}"),
         });

@@ -466,7 +466,7 @@ async fn ensemble(
     let live = cluster::read(client, namespace, name)
         .await
         .map_err(|e| err(e.into()))?;
-    let changes = match engine.template_changes(template).await {
+    let changes = match engine.template_changes(&live, template).await {
         Ok(c) => c,
         // A read-only preview (a `helm diff` job's ServiceAccount) may not dry-run an update.
         Err(EngineError::Cluster(ClusterError::Api(kube::Error::Api(e))))
