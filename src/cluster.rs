@@ -323,22 +323,34 @@ pub async fn read(client: &Client, namespace: &str, name: &str) -> Result<Live, 
         claims: BTreeMap::new(),
     };
     if let Some(template) = live.claim_template() {
-        let prefix = format!("{template}-{name}-");
-        let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
-            .list(&ListParams::default())
-            .await?;
-        live.claims = claims
-            .items
-            .into_iter()
-            .filter(|c| c.metadata.deletion_timestamp.is_none())
-            .filter_map(|c| {
-                let n = c.name_any();
-                let ord = n.strip_prefix(&prefix)?.parse().ok()?;
-                Some((ord, n))
-            })
-            .collect();
+        live.claims = claims(client, namespace, name, &template).await?;
     }
     Ok(live)
+}
+
+/// The claims of StatefulSet `name`'s volume claim template `template` by ordinal
+/// (`<template>-<name>-<ordinal>`), whether or not the StatefulSet exists: claims outlive it
+/// (`helm uninstall` keeps them), and a new pod on an old claim starts with its data.
+pub async fn claims(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    template: &str,
+) -> Result<BTreeMap<u32, String>, ClusterError> {
+    let prefix = format!("{template}-{name}-");
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    Ok(claims
+        .items
+        .into_iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter_map(|c| {
+            let n = c.name_any();
+            let ord = n.strip_prefix(&prefix)?.parse().ok()?;
+            Some((ord, n))
+        })
+        .collect())
 }
 
 /// The StatefulSet change of one step: server list, `OnDelete` (so zkscale, not the controller,
@@ -482,6 +494,8 @@ pub async fn annotate(
     ann.insert(STATUS_ANNOTATION.into(), json!(status));
     if done {
         ann.insert(OPERATION_ANNOTATION.into(), serde_json::Value::Null);
+        // A preview applied by another tool left a note of what was pending: done now.
+        ann.insert(manifest::PENDING_ANNOTATION.into(), serde_json::Value::Null);
     }
     patch_sts(
         &api,

@@ -102,9 +102,15 @@ enum Command {
     /// Real upgrade or preview (`helm template`, `--dry-run`, `helm diff`) is read from the helm
     /// command line above us; --execute / --plan-only override it.
     PostRender {
-        /// Never contact a cluster: rewrite from the manifests alone.
+        /// Never contact a cluster: check the stream and print it when it holds no bitnami
+        /// ZooKeeper StatefulSet; one is refused (exit 3), since without the live ensemble its
+        /// size could be a jump for whoever applies the output.
         #[arg(long, conflicts_with_all = ["execute", "plan_only"])]
         offline: bool,
+        /// Never contact a cluster and print nothing on stdout: only check the stream (exit 0
+        /// valid, 3 refused) and list the ZooKeeper StatefulSets found, on stderr.
+        #[arg(long, conflicts_with_all = ["execute", "plan_only", "offline"])]
+        check: bool,
         /// Carry the change out, whatever the helm command line says.
         #[arg(long, conflicts_with = "plan_only")]
         execute: bool,
@@ -142,7 +148,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::PostRender { offline: true, .. }) => post_render_offline(),
+        Some(Command::PostRender { offline: true, .. }) => post_render_offline(false),
+        Some(Command::PostRender { check: true, .. }) => post_render_offline(true),
         Some(Command::PostRender {
             execute,
             plan_only,
@@ -448,31 +455,60 @@ fn print_status(s: &Status, output: Output) {
     println!("verdict: {}", s.verdict.summary());
 }
 
-/// `post-render --offline`: the manifest pipeline alone. Reads all of stdin, writes the
-/// rewritten stream only when everything succeeded, so a failing post-renderer leaves stdout
-/// empty and Helm aborts cleanly.
-fn post_render_offline() -> ExitCode {
+/// `post-render --offline` / `--check`: the manifest pipeline alone, no cluster. Reads all of
+/// stdin; `--offline` writes it back only when it holds no ZooKeeper StatefulSet (without the
+/// live ensemble, printing one could hand a jump to whoever applies the output), `--check`
+/// never writes. A failing post-renderer leaves stdout empty, so Helm aborts cleanly.
+fn post_render_offline(check_only: bool) -> ExitCode {
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("kubectl-zkscale post-render: reading stdin: {e}");
         return ExitCode::from(exit::FAILED);
     }
-    let opts = zkscale::manifest::PostRenderOptions::default();
-    let report = match zkscale::manifest::post_render_owned(input, &opts) {
-        Ok(report) => report,
+    let stream = match zkscale::manifest::Stream::parse(&input) {
+        Ok(stream) => stream,
         Err(e) => {
             eprintln!("kubectl-zkscale post-render: {e}");
             return ExitCode::from(exit::REFUSED);
         }
     };
-    for w in &report.warnings {
+    for w in stream.warnings() {
         eprintln!("kubectl-zkscale post-render: warning: {w}");
     }
+    let found: Vec<String> = stream
+        .zookeepers()
+        .iter()
+        .map(|z| {
+            format!(
+                "{}/{} (replicas {}, {} server(s))",
+                z.namespace.as_deref().unwrap_or("-"),
+                z.name,
+                z.effective_replicas(),
+                z.servers.len()
+            )
+        })
+        .collect();
+    if check_only {
+        eprintln!(
+            "kubectl-zkscale post-render --check: {} document(s), valid; bitnami ZooKeeper StatefulSets: {}",
+            stream.documents().len(),
+            if found.is_empty() { "none".to_string() } else { found.join(", ") }
+        );
+        return ExitCode::from(exit::OK);
+    }
+    if !found.is_empty() {
+        eprintln!(
+            "kubectl-zkscale post-render: refused: --offline cannot read the live ensemble of {}, so the \
+             size the chart renders could move it by several members at once for whoever applies the \
+             output; nothing printed. Render against the cluster (drop --offline), or only check the \
+             stream with --check",
+            found.join(", ")
+        );
+        return ExitCode::from(exit::REFUSED);
+    }
+    drop(stream);
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
-        .write_all(&report.output)
-        .and_then(|_| stdout.flush())
-    {
+    if let Err(e) = stdout.write_all(&input).and_then(|_| stdout.flush()) {
         eprintln!("kubectl-zkscale post-render: writing stdout: {e}");
         return ExitCode::from(exit::FAILED);
     }

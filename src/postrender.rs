@@ -18,17 +18,30 @@
 //! pipe, not Linux) ⇒ [`Mode::Unknown`]: a preview that refuses (exit 3, nothing on stdout)
 //! rather than hand over a change that would be unsafe if applied. `--execute` and
 //! `--plan-only` override the detection, except that `--plan-only` under a real
-//! `install`/`upgrade` is guarded the same way (Helm would apply the planned final state).
+//! `install`/`upgrade` is guarded the same way (Helm would record a release that does not do
+//! what the chart asks).
 //!
 //! The same command line gives Helm's `-n`, `--kube-context` and `--kubeconfig`; explicit
 //! post-renderer args win, then those, then `HELM_NAMESPACE`/`HELM_KUBECONTEXT`, then the
 //! kubeconfig (`KUBECONFIG`, which Helm passes on). A StatefulSet's own `metadata.namespace` is
 //! where Helm applies it, so it wins over all of them.
 //!
-//! A preview reads the cluster when it can (a dry-run replace to see whether the template
-//! changes, and the plan), reports the plan, and prints the state the plan ends in. When the
-//! cluster cannot be reached it prints the manifests unchanged and says so.
+//! # What is printed: never a jump
+//! Whatever this prints may be applied as it is by someone else: GitOps tools render with
+//! `helm template` and apply the output themselves, and so do rendered-manifest pipelines. So
+//! for a live ensemble the output always declares the *live* size and `ZOO_SERVERS` (and
+//! `OnDelete`, so nothing restarts on its own); applying it moves no member:
+//! - a real upgrade prints it after the engine's steps, when live *is* the target;
+//! - a preview (which changes nothing) prints it as it is now, with the chart's pod template
+//!   (in place under `OnDelete`, it restarts nothing) and the change still pending in the
+//!   annotation [`manifest::PENDING_ANNOTATION`], so helm-diff and `--dry-run` show what the
+//!   upgrade will do; the full plan goes to the terminal and the log;
+//! - an unknown caller with a change pending is refused (exit 3, nothing on stdout);
+//! - no cluster: nothing can be known safe, so a stream with a ZooKeeper StatefulSet is refused
+//!   (exit 3); a fresh install is passed through unless claims of an earlier install would mix
+//!   old data with empty members ([`check_leftover_claims`]).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -321,8 +334,8 @@ pub async fn run(
     let connected = tokio::time::timeout(REACH, cluster::connect(&access)).await;
     let (client, default_ns) = match connected {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return unreachable(&stream, mode, e.to_string(), progress),
-        Err(_) => return unreachable(&stream, mode, format!("no answer in {REACH:?}"), progress),
+        Ok(Err(e)) => return Err(unreachable(mode, e.to_string())),
+        Err(_) => return Err(unreachable(mode, format!("no answer in {REACH:?}"))),
     };
     let mut live_state = LiveState::default();
     for z in stream.zookeepers() {
@@ -330,27 +343,17 @@ pub async fn run(
         let api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
         let live = match tokio::time::timeout(REACH, api.get_opt(&z.name)).await {
             Ok(Ok(l)) => l,
-            Ok(Err(e)) if mode != Mode::Execute && is_connection_error(&e) => {
-                return unreachable(&stream, mode, e.to_string(), progress)
-            }
+            Ok(Err(e)) if is_connection_error(&e) => return Err(unreachable(mode, e.to_string())),
             Ok(Err(e)) => return Err(engine_err(&namespace, &z.name, ClusterError::Api(e).into())),
-            Err(_) if mode != Mode::Execute => {
-                return unreachable(&stream, mode, format!("no answer in {REACH:?}"), progress)
-            }
             Err(_) => {
-                return Err(PostRenderError::Unreachable(format!(
-                    "no answer in {REACH:?} reading {namespace}/{}",
-                    z.name
-                )))
+                return Err(unreachable(
+                    mode,
+                    format!("no answer in {REACH:?} reading {namespace}/{}", z.name),
+                ))
             }
         };
         let Some(live) = live else {
-            progress.event(&Event::Note {
-                message: format!(
-                    "{namespace}/{}: not in the cluster yet (a fresh install): passed through with updateStrategy OnDelete",
-                    z.name
-                ),
-            });
+            fresh_install(&client, &namespace, z, progress).await?;
             continue;
         };
         // A chart that leaves replicas out leaves the size alone (not Kubernetes' default of 1).
@@ -381,9 +384,7 @@ pub async fn run(
             progress,
         )
         .await?;
-        if let Some(d) = declared {
-            live_state.ensembles.insert(z.name.clone(), d);
-        }
+        live_state.ensembles.insert(z.name.clone(), declared);
     }
     Ok(manifest::rewrite(&stream, Some(&live_state))?.output)
 }
@@ -411,27 +412,90 @@ fn is_connection_error(e: &kube::Error) -> bool {
     !matches!(e, kube::Error::Api(_))
 }
 
-/// No cluster: a real upgrade cannot go on (Helm could not apply either); a preview prints the
-/// manifests unchanged and says so.
-fn unreachable(
-    stream: &Stream,
-    mode: Mode,
-    why: String,
-    progress: &dyn Progress,
-) -> Result<Vec<u8>, PostRenderError> {
+/// No cluster. A real upgrade cannot go on (Helm could not apply either). Nor can a preview
+/// print anything: the chart's StatefulSet as rendered is, over a live ensemble of another size,
+/// the very jump this tool exists to prevent, and whoever runs a preview may apply its output.
+fn unreachable(mode: Mode, why: String) -> PostRenderError {
     if mode == Mode::Execute {
-        return Err(PostRenderError::Unreachable(why));
+        return PostRenderError::Unreachable(why);
     }
-    progress.event(&Event::Warning {
-        message: format!(
-            "cannot reach the cluster ({why}): manifests passed through unchanged, no plan"
-        ),
-    });
-    Ok(manifest::rewrite(stream, None)?.output)
+    PostRenderError::Refused(format!(
+        "cannot reach the cluster ({why}), so the live ensemble is unknown: the chart's \
+         ZooKeeper StatefulSet as rendered could move it by several members at once if applied, \
+         so nothing is printed. Check the kubeconfig, context and namespace (-n, --kube-context, \
+         --kubeconfig after --post-renderer-args)"
+    ))
 }
 
-/// One live ensemble: carry the change out (execute) or plan it (preview); returns what the
-/// output must declare (`None`: the chart's own values, for a preview without a plan).
+/// A StatefulSet the cluster does not have yet: passed through (with `OnDelete`), unless
+/// claims left by an earlier install would mix old data and empty members in one start.
+async fn fresh_install(
+    client: &Client,
+    namespace: &str,
+    z: &manifest::ZkStatefulSet,
+    progress: &dyn Progress,
+) -> Result<(), PostRenderError> {
+    let target = z.effective_replicas().max(0) as u32;
+    for template in &z.claim_templates {
+        let claims = cluster::claims(client, namespace, &z.name, template)
+            .await
+            .map_err(|e| engine_err(namespace, &z.name, e.into()))?;
+        if let Err(why) = check_leftover_claims(target, &claims) {
+            return Err(PostRenderError::Refused(format!(
+                "{namespace}/{}: a fresh install, but {why}",
+                z.name
+            )));
+        }
+        if !claims.is_empty() {
+            progress.event(&Event::Warning {
+                message: format!(
+                    "{namespace}/{}: a fresh install onto the claims of an earlier one of the same size ({}): \
+                     the members start with that data",
+                    z.name,
+                    claims.values().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
+    progress.event(&Event::Note {
+        message: format!(
+            "{namespace}/{}: not in the cluster yet (a fresh install): passed through with updateStrategy OnDelete",
+            z.name
+        ),
+    });
+    Ok(())
+}
+
+/// Whether `target` members may start at once (the chart's `Parallel` pod management) on the
+/// claims an earlier install left (`claims` by ordinal). None, or exactly `0..target` (the same
+/// ensemble reinstalled), is safe. Anything else mixes members holding data with empty ones (or
+/// leaves out members of a bigger ensemble that may hold the last commits): the empty ones can
+/// out-vote the others and truncate them, the data loss of bitnami/charts#32542.
+pub fn check_leftover_claims(target: u32, claims: &BTreeMap<u32, String>) -> Result<(), String> {
+    if claims.is_empty() || claims.keys().copied().eq(0..target) {
+        return Ok(());
+    }
+    let names = claims.values().cloned().collect::<Vec<_>>().join(" ");
+    let contiguous = claims.keys().copied().eq(0..claims.len() as u32);
+    let how = if contiguous {
+        format!(
+            "install with replicaCount={} (the size those claims were written at) and then scale \
+             with `kubectl zkscale --to {target}`",
+            claims.len()
+        )
+    } else {
+        "restore the ensemble those claims came from".to_string()
+    };
+    Err(format!(
+        "PersistentVolumeClaims left by an earlier install hold ZooKeeper data ({names}); starting \
+         {target} member(s) at once beside them lets empty members out-vote the ones with data and \
+         truncate them. Either {how}, or delete the claims to start empty (kubectl delete pvc {names})"
+    ))
+}
+
+/// One live ensemble: carry the change out (execute) or only plan it (preview); returns what
+/// the output must declare: always the live size and server list, so the output, whoever
+/// applies it, moves no member (see the module docs).
 #[allow(clippy::too_many_arguments)]
 async fn ensemble(
     client: &Client,
@@ -442,7 +506,7 @@ async fn ensemble(
     mode: Mode,
     settings: &Settings,
     progress: &dyn Progress,
-) -> Result<Option<Declared>, PostRenderError> {
+) -> Result<Declared, PostRenderError> {
     let err = |e: EngineError| engine_err(namespace, name, e);
     let preview = mode != Mode::Execute;
     let opts = Options {
@@ -466,6 +530,8 @@ async fn ensemble(
     let live = cluster::read(client, namespace, name)
         .await
         .map_err(|e| err(e.into()))?;
+    let as_live =
+        |live: &cluster::Live| Declared::live(live.replicas() as i32, &live.zk.servers_env);
     let changes = match engine.template_changes(&live, template).await {
         Ok(c) => c,
         // A read-only preview (a `helm diff` job's ServiceAccount) may not dry-run an update.
@@ -491,73 +557,79 @@ async fn ensemble(
     if settled {
         // Nothing for the engine: no lock, no gate (an unrelated change to the release must not
         // wait on the ensemble's health).
-        return Ok(Some(Declared {
-            replicas: live.replicas() as i32,
-            servers_env: live.zk.servers_env.clone(),
-        }));
+        return Ok(as_live(&live));
     }
-    if preview {
-        let plan = engine.plan_with(target, changes).await;
-        let plan = match plan {
-            Ok(p) => p,
-            Err(e) => {
-                if mode == Mode::Unknown {
-                    return Err(err(e));
-                }
-                // A preview of a sick ensemble still renders: the chart's values, and why
-                // there is no plan.
-                progress.event(&Event::Warning {
-                    message: format!("{namespace}/{name}: no plan: {e}"),
-                });
-                return Ok(None);
-            }
-        };
-        progress.event(&Event::Target {
-            namespace: namespace.into(),
-            statefulset: name.into(),
-            from: plan.from,
-            to: target,
-        });
-        progress.event(&Event::Plan { plan: plan.clone() });
-        if mode == Mode::Unknown && !plan.is_empty() {
-            let change = format!(
-                "{namespace}/{name}: the chart changes a running ensemble ({} → {target} member(s){})",
-                plan.from,
-                if changes { ", new pod template" } else { "" }
-            );
-            return Err(PostRenderError::Refused(
-                if settings.requested == Some(Mode::Preview) {
-                    format!(
-                    "{change}, and with --plan-only Helm would apply that in one go. Preview with \
+    if !preview {
+        engine.upgrade(target, Some(template)).await.map_err(err)?;
+        let live = cluster::read(client, namespace, name)
+            .await
+            .map_err(|e| err(e.into()))?;
+        return Ok(as_live(&live));
+    }
+    // A preview reports the plan and declares the live state with a note of what is pending.
+    let plan = match engine.plan_with(target, changes).await {
+        Ok(plan) => {
+            progress.event(&Event::Target {
+                namespace: namespace.into(),
+                statefulset: name.into(),
+                from: plan.from,
+                to: target,
+            });
+            progress.event(&Event::Plan { plan: plan.clone() });
+            Event::Plan { plan }.to_string()
+        }
+        // A preview of a sick ensemble still renders: the live state, and why there is no plan.
+        Err(e) => {
+            progress.event(&Event::Warning {
+                message: format!("{namespace}/{name}: no plan: {e}"),
+            });
+            format!("no plan yet: {e}")
+        }
+    };
+    let change = format!(
+        "{} → {target} member(s){}",
+        live.replicas(),
+        if changes {
+            " and a new pod template"
+        } else {
+            ""
+        }
+    );
+    if mode == Mode::Unknown {
+        return Err(PostRenderError::Refused(
+            if settings.requested == Some(Mode::Preview) {
+                format!(
+                    "{namespace}/{name}: the chart changes a running ensemble ({change}; {plan}), and with \
+                     --plan-only Helm would record a release that does not do it. Preview with \
                      `helm upgrade --dry-run` or `helm template`; drop --plan-only to carry it out"
                 )
-                } else {
-                    format!(
-                    "{change} and no helm process was found among the parents, so it is unclear whether \
-                     the output will be applied. Pass --execute (post-renderer of a real `helm upgrade`) or \
-                     --plan-only (preview)"
+            } else {
+                format!(
+                    "{namespace}/{name}: the chart changes a running ensemble ({change}; {plan}) and no helm \
+                     process was found among the parents, so it is unclear whether the output will be \
+                     applied. Pass --execute (post-renderer of a real `helm upgrade`) or --plan-only \
+                     (preview; its output keeps the live size)"
                 )
-                },
-            ));
-        }
-        let servers_env = plan
-            .steps
-            .last()
-            .map(|s| s.servers.to_env())
-            .unwrap_or_else(|| live.zk.servers_env.clone());
-        return Ok(Some(Declared {
-            replicas: target as i32,
-            servers_env,
-        }));
+            },
+        ));
     }
-    engine.upgrade(target, Some(template)).await.map_err(err)?;
-    let live = cluster::read(client, namespace, name)
-        .await
-        .map_err(|e| err(e.into()))?;
-    Ok(Some(Declared {
-        replicas: live.replicas() as i32,
-        servers_env: live.zk.servers_env.clone(),
-    }))
+    let pending = format!(
+        "{change} ({plan}). Not declared by this preview, which keeps the live size and ZOO_SERVERS \
+         so that applying it as is moves no member: `helm upgrade --post-renderer zkscale` carries \
+         it out step by step, or run `kubectl zkscale -n {namespace} --statefulset {name} --to {target}` \
+         and render again"
+    );
+    progress.event(&Event::Note {
+        message: format!(
+            "{namespace}/{name}: preview output declares the live {} member(s) and ZOO_SERVERS (annotation {}), not {target}",
+            live.replicas(),
+            manifest::PENDING_ANNOTATION
+        ),
+    });
+    Ok(Declared {
+        pending: Some(pending),
+        ..as_live(&live)
+    })
 }
 
 #[cfg(test)]
@@ -632,6 +704,43 @@ mod tests {
         assert_eq!(c.mode(), Mode::Execute);
         let c = parse_helm_argv(7, &argv("helm upgrade zk ./c -n=baz")).unwrap();
         assert_eq!(c.namespace.as_deref(), Some("baz"));
+    }
+
+    #[test]
+    fn leftover_claims_decide_whether_a_fresh_install_may_start() {
+        let claims = |ords: &[u32]| -> BTreeMap<u32, String> {
+            ords.iter().map(|o| (*o, format!("data-zk-{o}"))).collect()
+        };
+        // None, or exactly the ensemble reinstalled at its size: fine.
+        assert!(check_leftover_claims(3, &claims(&[])).is_ok());
+        assert!(check_leftover_claims(3, &claims(&[0, 1, 2])).is_ok());
+        assert!(check_leftover_claims(1, &claims(&[0])).is_ok());
+        // Two empty members beside one with data (the issue's 1 → 3): refused, with the size
+        // to install at.
+        let e = check_leftover_claims(3, &claims(&[0])).unwrap_err();
+        assert!(
+            e.contains("replicaCount=1") && e.contains("data-zk-0"),
+            "{e}"
+        );
+        // A bigger ensemble reinstalled smaller: the last commits may be on the members left out.
+        let e = check_leftover_claims(3, &claims(&[0, 1, 2, 3, 4])).unwrap_err();
+        assert!(e.contains("replicaCount=5"), "{e}");
+        // Gaps: no size to install at.
+        let e = check_leftover_claims(3, &claims(&[1])).unwrap_err();
+        assert!(e.contains("restore the ensemble"), "{e}");
+        // Every combination of claims among ordinals 0..5 for targets 1..=5: only none or
+        // exactly 0..target pass.
+        for target in 1..=5u32 {
+            for mask in 0u32..32 {
+                let ords: Vec<u32> = (0..5).filter(|o| mask & (1 << o) != 0).collect();
+                let ok = ords.is_empty() || ords == (0..target).collect::<Vec<_>>();
+                assert_eq!(
+                    check_leftover_claims(target, &claims(&ords)).is_ok(),
+                    ok,
+                    "{target} {ords:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -263,7 +263,10 @@ async fn e2e_post_render_helm3_1_to_3_and_template() {
     let snap = snapshot(&bed, ns);
     let chart = bed.chart(R3, ns);
     let out = preview(&bed, &helm, ns, &snap, "template", &chart, &[]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("replicas: 3"));
+    // A preview declares the live size (applied as is, it moves nothing) and notes the change.
+    let rendered = String::from_utf8_lossy(&out.stdout);
+    assert!(rendered.contains("replicas: 1"), "{rendered}");
+    assert!(rendered.contains("zkscale.io/pending"), "{rendered}");
     preview(&bed, &helm, ns, &snap, "upgrade", &chart, &["--dry-run"]);
     upgrade_checked(&bed, &helm, ns, R3, 3).await;
 }
@@ -278,11 +281,17 @@ async fn e2e_post_render_previews_change_nothing() {
     let snap = snapshot(&bed, ns);
     let chart5 = bed.chart(R5, ns);
 
-    // helm template: the plan's final state is printed, nothing changes.
+    // helm template: the live size is printed with the pending change noted; the plan goes to
+    // the log; nothing changes.
     let out = preview(&bed, &helm, ns, &snap, "template", &chart5, &[]);
     let rendered = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(rendered.contains("replicas: 5"), "{rendered}");
+    assert!(rendered.contains("replicas: 3"), "{rendered}");
+    assert!(!rendered.contains("replicas: 5"), "{rendered}");
     assert!(rendered.contains("type: OnDelete"), "{rendered}");
+    assert!(
+        rendered.contains("zkscale.io/pending") && rendered.contains("3 → 5 member(s)"),
+        "{rendered}"
+    );
     assert!(helm.log_text().contains("preview"), "{}", helm.log_text());
     assert!(helm.log_text().contains("3→4, 4→5"), "{}", helm.log_text());
 
@@ -328,10 +337,11 @@ async fn e2e_post_render_previews_change_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--execute"));
     let out = direct(&["--plan-only"]);
     ok(&out, "post-render --plan-only");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("replicas: 5"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("replicas: 3"));
     assert_eq!(snapshot(&bed, ns), snap, "a preview changed the ensemble");
 
-    // `--plan-only` under a real upgrade would let Helm apply 3 → 5 in one go: refused.
+    // `--plan-only` under a real upgrade would let Helm record a release that does not scale:
+    // refused.
     let out = helm.with_chart(
         "upgrade",
         &chart5,
@@ -344,7 +354,7 @@ async fn e2e_post_render_previews_change_nothing() {
     );
     assert!(
         helm.log_text()
-            .contains("with --plan-only Helm would apply that in one go"),
+            .contains("with --plan-only Helm would record a release that does not do it"),
         "{}",
         helm.log_text()
     );

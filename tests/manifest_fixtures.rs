@@ -372,7 +372,7 @@ fn edits_that_change_nothing_keep_the_bytes() {
 /// annotation; a second rewrite changes nothing (Helm's apply then finds nothing to do).
 #[test]
 fn declared_state_rewrites_only_the_statefulset() {
-    use zkscale::manifest::{rewrite, Declared, LiveState};
+    use zkscale::manifest::{rewrite, Declared, LiveState, PENDING_ANNOTATION};
     for (path, bytes) in fixtures() {
         for (form, input) in [("text", bytes.clone()), ("helm4", helm4_stream(&bytes))] {
             let ctx = format!("{} ({form})", path.display());
@@ -382,6 +382,7 @@ fn declared_state_rewrites_only_the_statefulset() {
             let declared = Declared {
                 replicas: 1,
                 servers_env: format!("{}:2888:3888::{}", first.host, first.id),
+                pending: Some("1 → 3 member(s): yes, no, 0644 and `quotes: \"x\"`".into()),
             };
             let live = LiveState {
                 ensembles: [(zk.name.clone(), declared.clone())].into(),
@@ -401,6 +402,14 @@ fn declared_state_rewrites_only_the_statefulset() {
             assert_eq!(strategy.type_.as_deref(), Some("OnDelete"), "{ctx}");
             assert_eq!(z.postrender_filename, zk.postrender_filename, "{ctx}");
             assert_eq!(z.image, zk.image, "{ctx}");
+            // The pending note reads back as the same string (YAML 1.1 words quoted).
+            let annotations =
+                &out.documents()[zk.doc_index].value().unwrap()["metadata"]["annotations"];
+            assert_eq!(
+                annotations[PENDING_ANNOTATION].as_str(),
+                declared.pending.as_deref(),
+                "{ctx}"
+            );
             assert_eq!(
                 rewrite(&out, Some(&live)).unwrap().output,
                 r.output,

@@ -1,6 +1,7 @@
-//! The built binary as Helm runs it: `kubectl-zkscale post-render --offline`, stream on stdin.
-//! Good input: exit 0, stdout byte-identical to stdin. Bad input: non-zero exit, nothing on
-//! stdout, a message on stderr naming the document.
+//! The built binary as Helm runs it: `kubectl-zkscale post-render --offline` / `--check`, stream
+//! on stdin. Good input that is not ours: exit 0, stdout byte-identical to stdin; a ZooKeeper
+//! StatefulSet without the cluster: exit 3, nothing on stdout. Bad input: non-zero exit,
+//! nothing on stdout, a message on stderr naming the document.
 
 mod support;
 
@@ -9,20 +10,7 @@ use std::process::{Command, Output, Stdio};
 use support::fixtures::{fixture_files, fixtures_dir};
 
 fn run(input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
-        .args(["post-render", "--offline"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kubectl-zkscale");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // Write from another thread so a large output cannot deadlock against a full stdin pipe.
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().expect("wait for kubectl-zkscale");
-    writer.join().unwrap().expect("write stdin");
-    out
+    run_with(&["--offline"], input)
 }
 
 /// A 3-replica chart output to break in various ways: a fixture when there is one, else a
@@ -91,25 +79,112 @@ fn assert_refused(input: &[u8], must_mention: &[&str]) {
     }
 }
 
+/// `post-render` with `args`, `input` on stdin.
+fn run_with(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
+        .arg("post-render")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl-zkscale");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait for kubectl-zkscale");
+    writer.join().unwrap().expect("write stdin");
+    out
+}
+
+/// The stream without its ZooKeeper StatefulSet documents (what is left is not ours).
+fn without_zookeeper(text: &str) -> String {
+    text.split_inclusive("\n---")
+        .filter(|d| !(d.contains("kind: StatefulSet") && d.contains("ZOO_SERVERS")))
+        .collect()
+}
+
+/// Without the cluster nothing can tell whether the chart's size is a jump for the live
+/// ensemble: `--offline` prints no ZooKeeper StatefulSet (exit 3, stdout empty); `--check`
+/// validates and names it; what is not ours passes byte for byte.
 #[test]
-fn every_fixture_passes_through_unchanged() {
+fn every_fixture_is_checked_and_never_printed_offline() {
     let Some(dir) = fixtures_dir() else { return };
     let files = fixture_files(&dir);
     assert!(!files.is_empty());
     for path in files {
+        let ctx = path.display();
         let input = std::fs::read(&path).unwrap();
+        let out = run_with(&["--check"], &input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{ctx}: {stderr}");
+        assert!(out.stdout.is_empty(), "{ctx}: --check printed");
+        assert!(
+            stderr.contains("valid") && stderr.contains("StatefulSets: zk-test/"),
+            "{ctx}: {stderr}"
+        );
         let out = run(&input);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{ctx}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{ctx}: --offline printed a ZooKeeper StatefulSet"
+        );
+        assert!(
+            stderr.contains("cannot read the live ensemble"),
+            "{ctx}: {stderr}"
+        );
+        let rest = without_zookeeper(&String::from_utf8(input).unwrap());
+        let out = run(rest.as_bytes());
         assert!(
             out.status.success(),
-            "{}: {}",
-            path.display(),
+            "{ctx}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            out.stdout == input,
-            "{}: stdout differs from stdin",
-            path.display()
+            out.stdout == rest.as_bytes(),
+            "{ctx}: stdout differs from stdin"
         );
+    }
+}
+
+/// A preview that cannot reach the cluster (a refused port) does not know the live ensemble:
+/// refused, exit 3, nothing on stdout; a stream that is not ours still passes.
+#[test]
+fn a_preview_without_the_cluster_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\n\
+         users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n\
+         current-context: x\n",
+    )
+    .unwrap();
+    for args in [&["--plan-only"][..], &[]] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"));
+        c.arg("post-render")
+            .args(args)
+            .args(["--log-file", "-"])
+            .env("KUBECONFIG", &kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(MINIMAL.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: printed without the cluster"
+        );
+        assert!(stderr.contains("cannot reach the cluster"), "{stderr}");
     }
 }
 
@@ -168,10 +243,10 @@ fn missing_servers_env_is_refused() {
 #[test]
 fn replicas_mismatch_is_a_warning() {
     let input = base().replacen("  replicas: 3\n", "  replicas: 5\n", 1);
-    let out = run(input.as_bytes());
+    let out = run_with(&["--check"], input.as_bytes());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(out.stdout == input.as_bytes());
+    assert!(out.stdout.is_empty());
     assert!(
         stderr.contains("spec.replicas is 5") && stderr.contains(STS),
         "{stderr}"
@@ -206,7 +281,8 @@ fn helm4() -> Option<std::path::PathBuf> {
 
 /// `helm plugin install .` from a checkout registers the post-renderer `zkscale`, and
 /// `helm template --post-renderer zkscale` runs `kubectl-zkscale post-render` with Helm's
-/// `--post-renderer-args`; with no cluster to ask, the fixture chart comes out unchanged.
+/// `--post-renderer-args`. With no cluster to ask, the ZooKeeper chart is refused (Helm fails,
+/// prints nothing) and a chart that is not ours comes out unchanged.
 #[test]
 fn helm4_plugin_installs_from_the_checkout_and_runs() {
     let Some(helm) = helm4() else { return };
@@ -220,9 +296,22 @@ fn helm4_plugin_installs_from_the_checkout_and_runs() {
     // binary under test; the real checkout's target/ may hold an older build).
     let checkout = home.path().join("checkout");
     support::helm::stage_plugin(&checkout, "target/release/kubectl-zkscale");
+    // A chart that is not ours: one ConfigMap.
+    let other = home.path().join("other");
+    std::fs::create_dir_all(other.join("templates")).unwrap();
+    std::fs::write(
+        other.join("Chart.yaml"),
+        "apiVersion: v2\nname: other\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        other.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  a: \"no\"\n",
+    )
+    .unwrap();
     let path = "/usr/bin:/bin";
-    let helm_cmd = |args: &[&str]| {
-        let out = Command::new(&helm)
+    let helm_out = |args: &[&str]| {
+        Command::new(&helm)
             .args(args)
             .env("HELM_DATA_HOME", home.path().join("data"))
             .env("HELM_CONFIG_HOME", home.path().join("config"))
@@ -231,7 +320,10 @@ fn helm4_plugin_installs_from_the_checkout_and_runs() {
             .env("KUBECONFIG", home.path().join("no-cluster"))
             .env_remove("CARGO_TARGET_DIR")
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let helm_cmd = |args: &[&str]| {
+        let out = helm_out(args);
         assert!(
             out.status.success(),
             "helm {}: {}",
@@ -247,29 +339,44 @@ fn helm4_plugin_installs_from_the_checkout_and_runs() {
             .any(|l| l.starts_with("zkscale") && l.contains("postrenderer/v1")),
         "{list}"
     );
-    let c = chart.to_str().unwrap();
     let log = home.path().join("post-render.log");
-    let plain = helm_cmd(&["template", "zk", c, "-n", "zk-test"]);
-    let rendered = helm_cmd(&[
-        "template",
-        "zk",
-        c,
-        "-n",
-        "zk-test",
-        "--post-renderer",
-        "zkscale",
-        "--post-renderer-args",
-        "--plan-only",
-        "--post-renderer-args",
-        &format!("--log-file={}", log.display()),
-    ]);
-    // The args reached the binary, which found no cluster and passed everything through.
+    let log_arg = format!("--log-file={}", log.display());
+    let with_plugin = |c: &str| {
+        helm_out(&[
+            "template",
+            "zk",
+            c,
+            "-n",
+            "zk-test",
+            "--post-renderer",
+            "zkscale",
+            "--post-renderer-args",
+            "--plan-only",
+            "--post-renderer-args",
+            &log_arg,
+        ])
+    };
+    let refused = with_plugin(chart.to_str().unwrap());
+    assert!(
+        !refused.status.success(),
+        "a ZooKeeper chart rendered without the cluster"
+    );
+    assert!(refused.stdout.is_empty());
+    // The args reached the binary, which found no cluster and refused.
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         said.contains("preview") && said.contains("(--plan-only)"),
         "{said}"
     );
     assert!(said.contains("cannot reach the cluster"), "{said}");
+    let o = other.to_str().unwrap();
+    let plain = helm_cmd(&["template", "zk", o, "-n", "zk-test"]);
+    let rendered = with_plugin(o);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
     // Helm 4 re-serializes what a post-renderer prints (kyaml), so compare documents, not bytes
     // (the byte-for-byte pass-through is checked on the binary itself above).
     let docs = |b: &[u8]| -> Vec<serde_yaml::Value> {
@@ -279,7 +386,7 @@ fn helm4_plugin_installs_from_the_checkout_and_runs() {
             .collect()
     };
     assert!(!plain.is_empty());
-    assert_eq!(docs(&rendered), docs(&plain));
+    assert_eq!(docs(&rendered.stdout), docs(&plain));
 }
 
 /// Without a binary anywhere the plugin script fails with a message saying what to do.
@@ -302,35 +409,18 @@ fn plugin_script_says_when_the_binary_is_missing() {
 }
 
 /// Helm's spelling of the context flag is accepted after `--post-renderer-args` (it names a
-/// context that does not exist: harmless with `--offline`, an error otherwise).
+/// context that does not exist: harmless with `--check`, an error otherwise).
 #[test]
 fn kube_context_is_accepted_as_helm_spells_it() {
-    let run_with = |args: &[&str]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
-            .arg("post-render")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(MINIMAL.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
-    let out = run_with(&["--kube-context=nope", "--offline"]);
+    let out = run_with(&["--kube-context=nope", "--check"], MINIMAL.as_bytes());
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(out.stdout, MINIMAL.as_bytes());
-    let out = run_with(&["--kube-contxt=nope", "--offline"]);
+    assert!(out.stdout.is_empty());
+    let out = run_with(&["--kube-contxt=nope", "--check"], MINIMAL.as_bytes());
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }

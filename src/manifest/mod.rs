@@ -86,6 +86,12 @@ pub use zookeeper::{ScriptsConfigMap, ZkStatefulSet};
 /// The annotation Helm 4 puts on every document it hands a post-renderer.
 pub const FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-filename";
 
+/// The annotation a preview puts on a live ensemble's StatefulSet when the chart asks for a
+/// change that the preview does not declare (it keeps the live size and server list): a
+/// reviewer of the rendered output (helm-diff, `--dry-run`, a rendered-manifest repository)
+/// sees what the upgrade will do, and applying it changes nothing but this annotation.
+pub const PENDING_ANNOTATION: &str = "zkscale.io/pending";
+
 /// What the rewrite found worth saying but not worth refusing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
@@ -139,14 +145,29 @@ pub struct LiveState {
     pub ensembles: BTreeMap<String, Declared>,
 }
 
-/// The final state one ensemble's manifest must declare: the live one after a real upgrade,
-/// where the plan ends for a preview.
+/// The state one ensemble's manifest must declare: the live one, after a real upgrade's steps
+/// or (for a preview, which changes nothing) as it is now, so that whoever applies the output
+/// moves the ensemble by no step at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declared {
     pub replicas: i32,
     /// `ZOO_SERVERS`, exactly as the live StatefulSet has it (existing members' addresses and
     /// ids, whatever the chart would render).
     pub servers_env: String,
+    /// A change the chart asks for and this output does not declare (a preview):
+    /// [`PENDING_ANNOTATION`] on the StatefulSet says what it is.
+    pub pending: Option<String>,
+}
+
+impl Declared {
+    /// Exactly what the live StatefulSet has: applying it moves nothing.
+    pub fn live(replicas: i32, servers_env: impl Into<String>) -> Declared {
+        Declared {
+            replicas,
+            servers_env: servers_env.into(),
+            pending: None,
+        }
+    }
 }
 
 /// One document of the stream.
@@ -650,6 +671,9 @@ fn plan(stream: &Stream, live: Option<&LiveState>) -> Result<Vec<Edit>, Manifest
             if z.servers_env != d.servers_env {
                 edits.push(z.set_servers_env(d.servers_env.clone()));
             }
+            if let Some(pending) = &d.pending {
+                edits.push(z.set_annotation(PENDING_ANNOTATION, pending));
+            }
         }
     }
     Ok(edits)
@@ -850,14 +874,7 @@ mod tests {
         // An upgrade: the live size and list, whatever the chart rendered.
         let live_env = "zk-0.zk-hl:2888:3888::1 zk-1.zk-hl:2888:3888::2 ";
         let live = LiveState {
-            ensembles: [(
-                "zk".to_string(),
-                Declared {
-                    replicas: 2,
-                    servers_env: live_env.into(),
-                },
-            )]
-            .into(),
+            ensembles: [("zk".to_string(), Declared::live(2, live_env))].into(),
         };
         let r = rewrite(&stream, Some(&live)).unwrap();
         assert_eq!(r.changed, [0]);

@@ -56,6 +56,9 @@ pub struct ZkStatefulSet {
     pub scripts_doc_index: Option<usize>,
     /// Helm 4's `postrenderer.helm.sh/postrender-filename` annotation, when present.
     pub postrender_filename: Option<String>,
+    /// Names of `spec.volumeClaimTemplates` (the chart's `data`): claims of pod `<sts>-<n>` are
+    /// `<template>-<sts>-<n>`, and outlive the StatefulSet.
+    pub claim_templates: Vec<String>,
 }
 
 impl ZkStatefulSet {
@@ -102,6 +105,13 @@ impl ZkStatefulSet {
     /// Edit setting `ZOO_SERVERS` to a raw value.
     pub fn set_servers_env(&self, value: impl Into<String>) -> Edit {
         Edit::set(self.doc_index, self.servers_pointer(), value.into())
+    }
+
+    /// Edit setting one `metadata.annotations` entry of the StatefulSet.
+    pub fn set_annotation(&self, key: &str, value: &str) -> Edit {
+        let mut p = PointerBuf::parse("/metadata/annotations").expect("valid pointer");
+        p.push_back(key);
+        Edit::set(self.doc_index, p, value)
     }
 
     /// Edit setting `spec.updateStrategy`.
@@ -331,6 +341,15 @@ fn statefulset(
             .and_then(|a| a.get(super::FILENAME_ANNOTATION))
             .and_then(Value::as_str)
             .map(str::to_string),
+        claim_templates: spec
+            .and_then(|s| s.get("volumeClaimTemplates"))
+            .and_then(Value::as_sequence)
+            .map(|ts| {
+                ts.iter()
+                    .filter_map(|t| str_at(t, &["metadata", "name"]).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })))
 }
 

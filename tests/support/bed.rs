@@ -91,6 +91,35 @@ impl Bed {
             .unwrap_or_else(|e| panic!("kubectl {}: {e}", args.join(" ")))
     }
 
+    /// kubectl with `input` on its stdin (`apply -f -`).
+    pub fn kubectl_stdin(&self, args: &[&str], input: &[u8]) -> Result<String, String> {
+        use std::io::Write;
+        let mut child = self
+            .cmd(&self.kubectl, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input)
+            .map_err(|e| e.to_string())?;
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "exit {:?}: {}{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            ))
+        }
+    }
+
     pub fn helm_try(&self, args: &[&str]) -> Result<String, String> {
         run(self.cmd(&self.helm, args))
     }

@@ -160,3 +160,58 @@ pub async fn fresh_ensemble(bed: &Bed, ns: &str, fixture: &str, n: usize, znodes
     wait_healthy(bed, ns, n).await;
     write_znodes(bed, ns, znodes).await;
 }
+
+/// Children of `/data` asked of every member `0..n` at its pod IP (each answers from its own
+/// copy: a member truncated by another quorum shows it here even when pod 0 does not).
+pub async fn znodes_on_each_member(bed: &Bed, ns: &str, n: usize) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for addr in member_addrs(bed, ns, n) {
+        let mut c = ZkClient::connect(&addr, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let count = if c.exists("/data").await.expect("exists") {
+            c.get_children("/data").await.expect("children").len()
+        } else {
+            0
+        };
+        c.close().await.ok();
+        counts.push(count);
+    }
+    counts
+}
+
+/// Deletes pods `0..n` one at a time, as a node drain or an eviction would, each after the
+/// ensemble is whole again (`healthy_at` members answering as one ensemble).
+pub async fn delete_each_pod_in_turn(bed: &Bed, ns: &str, n: usize, healthy_at: usize) {
+    for o in 0..n {
+        let pod = format!("{STS}-{o}");
+        let uid = bed.kubectl(&[
+            "get",
+            "pod",
+            "-n",
+            ns,
+            &pod,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        bed.kubectl(&["delete", "pod", "-n", ns, &pod, "--wait=true"]);
+        wait_for(&format!("{pod} recreated and running"), SETTLE, || {
+            let now = bed
+                .kubectl_try(&[
+                    "get",
+                    "pod",
+                    "-n",
+                    ns,
+                    &pod,
+                    "-o",
+                    "jsonpath={.metadata.uid} {.status.phase}",
+                ])
+                .unwrap_or_default();
+            match now.split_once(' ') {
+                Some((u, "Running")) if u != uid => Ok(()),
+                _ => Err(now),
+            }
+        });
+        wait_healthy(bed, ns, healthy_at).await;
+    }
+}
