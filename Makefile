@@ -40,6 +40,7 @@ demo: testbed-up ## the main job on the local test bed: 1 member with data → 3
 	tests/demo.sh
 
 bench: testbed-up ## benchmarks that print figures (nothing is asserted about time)
+	$(BED)/install.sh kustomize
 	$(CARGO) bench --bench post_render
 	$(CARGO) bench --bench scale
 

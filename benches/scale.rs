@@ -1,10 +1,12 @@
 //! `cargo bench --bench scale` (needs the test bed: `make testbed-up`; `make bench` does it):
-//! scales the bitnami 1-replica fixture to 3 with `kubectl zkscale` and, for comparison, with plain
-//! Helm stepping r1→r2→r3 (waiting for the ensemble between upgrades), while a client writes and
-//! every member's `srvr` is polled. Prints a table per step: wall time, leader elections observed
-//! (changes of the leader's epoch), the longest time without an acknowledged write, and for zkscale
-//! the members' own start+sync time (the time its gates spent waiting for pods to come back and
-//! catch up) against the step's total. Prints figures; asserts nothing about time.
+//! scales the bitnami 1-replica fixture 1→5 and then 5→3 with `kubectl zkscale` (four-letter
+//! words through the API server's port-forward, the default, and again straight to the pod IPs,
+//! `--connect direct`), and for comparison with plain Helm stepping r1→r2→r3 (waiting for the
+//! ensemble between upgrades), while a client writes and every member's `srvr` is polled.
+//! Prints a table per step: wall time, leader elections observed (changes of the leader's
+//! epoch), the longest time without an acknowledged write, and for zkscale the members' own
+//! start+sync time (the time its waits spent on pods coming back and members catching up) and
+//! the step's total against it. Prints figures; asserts nothing about time.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -96,23 +98,13 @@ fn elections_between(seen: &[(Instant, u32)], from: Instant, to: Instant) -> usi
     seen.iter().filter(|(t, _)| *t > from && *t <= to).count()
 }
 
-async fn zkscale_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
-    let ns = bed.namespace("bench-zkscale");
-    fresh_ensemble(bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1, 200).await;
-    let w = writer(bed, &ns.name);
-    let el = Elections::watch(bed, &ns.name);
-    std::thread::sleep(Duration::from_secs(2));
+/// `kubectl zkscale --to <to> --connect <connect>`; a row per step.
+async fn zkscale_to(bed: &Bed, ns: &str, to: u32, connect: &'static str, rows: &mut Vec<Row>) {
+    let el = Elections::watch(bed, ns);
+    std::thread::sleep(Duration::from_secs(1));
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
-        .args([
-            "-n",
-            &ns.name,
-            "--to",
-            "3",
-            "--output",
-            "json",
-            "--timeout",
-            "5m",
-        ])
+        .args(["-n", ns, "--to", &to.to_string(), "--output", "json"])
+        .args(["--timeout", "5m", "--connect", connect])
         .env("KUBECONFIG", &bed.kubeconfig)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -133,6 +125,7 @@ async fn zkscale_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
                     "follows the leader",
                     "after the election",
                     "serves standalone",
+                    "removed",
                 ];
                 if own.iter().any(|o| name.contains(o)) {
                     if let Some(s) = steps.last_mut() {
@@ -146,30 +139,49 @@ async fn zkscale_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
     }
     assert!(
         child.wait().unwrap().success(),
-        "kubectl zkscale --to 3 failed"
+        "kubectl zkscale --to {to} failed"
     );
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
     let seen = el.finish();
-    let report = w.stop();
+    let how = if connect == "direct" {
+        "zkscale direct"
+    } else {
+        "zkscale"
+    };
     for (i, (name, start, own)) in steps.iter().enumerate() {
         let stop = steps.get(i + 1).map(|s| s.1).unwrap_or(end);
         rows.push(Row {
-            how: "zkscale",
+            how,
             step: name.clone(),
             secs: (stop - *start).as_secs_f64(),
             elections: elections_between(&seen, *start, stop),
             own_secs: Some(*own),
         });
     }
-    assert_eq!(count_znodes(bed, &ns.name).await, 200);
+}
+
+/// 1 → 5 → 3 with a writer; the longest write gap.
+async fn zkscale_run(bed: &Bed, connect: &'static str, rows: &mut Vec<Row>) -> Duration {
+    let zk = bed
+        .ensemble("bench-zkscale")
+        .members(1)
+        .znodes(200)
+        .up()
+        .await;
+    let ns = zk.ns();
+    let w = writer(bed, ns);
+    zkscale_to(bed, ns, 5, connect, rows).await;
+    zkscale_to(bed, ns, 3, connect, rows).await;
+    let report = w.stop();
+    assert_eq!(count_znodes(bed, ns).await, 200);
     report.longest_gap
 }
 
 async fn helm_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
-    let ns = bed.namespace("bench-helm");
-    fresh_ensemble(bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-1", 1, 200).await;
-    let w = writer(bed, &ns.name);
-    let el = Elections::watch(bed, &ns.name);
+    let zk = bed.ensemble("bench-helm").members(1).znodes(200).up().await;
+    let ns = zk.ns();
+    let w = writer(bed, ns);
+    let el = Elections::watch(bed, ns);
     std::thread::sleep(Duration::from_secs(2));
     let mut marks = Vec::new();
     for (n, fixture) in [
@@ -177,9 +189,9 @@ async fn helm_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
         (3, "bitnami-zookeeper-13.7.4-replicas-3"),
     ] {
         let start = Instant::now();
-        upgrade(bed, &ns.name, fixture);
-        wait_rolled(bed, &ns.name, n);
-        wait_healthy(bed, &ns.name, n).await;
+        upgrade(bed, ns, fixture);
+        wait_rolled(bed, ns, n);
+        wait_healthy(bed, ns, n).await;
         marks.push((format!("{}→{n}", n - 1), start, Instant::now()));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -208,10 +220,11 @@ async fn main() {
     }
     let Some(bed) = Bed::get() else { return };
     let mut rows = Vec::new();
-    let gap_zk = zkscale_run(&bed, &mut rows).await;
+    let gap_zk = zkscale_run(&bed, "port-forward", &mut rows).await;
+    let gap_direct = zkscale_run(&bed, "direct", &mut rows).await;
     let gap_helm = helm_run(&bed, &mut rows).await;
     println!(
-        "\n{:<11} {:<5} {:>8} {:>10} {:>22} {:>9}",
+        "\n{:<15} {:<5} {:>8} {:>10} {:>22} {:>9}",
         "how", "step", "time s", "elections", "members start+sync s", "ratio"
     );
     for r in &rows {
@@ -220,13 +233,14 @@ async fn main() {
             _ => ("-".into(), "-".into()),
         };
         println!(
-            "{:<11} {:<5} {:>8.1} {:>10} {:>22} {:>9}",
+            "{:<15} {:<5} {:>8.1} {:>10} {:>22} {:>9}",
             r.how, r.step, r.secs, r.elections, own, ratio
         );
     }
     println!(
-        "longest write unavailability over the whole run: zkscale {:.1}s, plain helm {:.1}s",
+        "longest write unavailability: zkscale 1→5→3 {:.1}s (direct {:.1}s), plain helm 1→3 {:.1}s",
         gap_zk.as_secs_f64(),
+        gap_direct.as_secs_f64(),
         gap_helm.as_secs_f64()
     );
 }

@@ -1,7 +1,7 @@
 //! Demo helper (not part of the product): writes or counts the demo's znodes under `/data`.
 //!   zk_data write <host:port> <count>
 //!   zk_data count <host:port>
-//! Uses the tests' minimal ZooKeeper client.
+//! Uses the tests' ZooKeeper client (the `zookeeper-client` crate).
 
 #[path = "../tests/support/zk_client.rs"]
 mod zk_client;
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         [cmd, addr, ..] => (cmd.as_str(), addr.as_str()),
         _ => return Err(usage.into()),
     };
-    let mut c = ZkClient::connect(addr, Duration::from_secs(10)).await?;
+    let c = ZkClient::connect(addr, Duration::from_secs(10)).await?;
     match cmd {
         "write" => {
             let n: usize = args.get(2).ok_or(usage)?.parse()?;

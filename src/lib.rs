@@ -8,10 +8,14 @@
 //! - front ends: the kubectl plugin (`src/main.rs`) and the Helm post-renderer ([`postrender`],
 //!   whose command line is in `src/main.rs` too).
 
+pub mod cli;
 pub mod cluster;
 pub mod engine;
+pub mod exit;
 pub mod manifest;
 pub mod model;
 pub mod plan;
 pub mod postrender;
+pub mod report;
+pub mod telemetry;
 pub mod zk;

@@ -13,21 +13,19 @@ use support::chart::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_plain_helm_jump_1_to_3_loses_data() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-control");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-1",
-        1,
-        200,
-    )
-    .await;
-    assert_eq!(count_znodes(&bed, &ns.name).await, 200);
+    let zk = bed
+        .ensemble("e2e-control")
+        .members(1)
+        .znodes(200)
+        .up()
+        .await;
+    let ns = zk.ns();
+    assert_eq!(count_znodes(&bed, ns).await, 200);
 
-    upgrade(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-3");
-    wait_rolled(&bed, &ns.name, 3);
-    let v = wait_healthy(&bed, &ns.name, 3).await;
-    let left = count_znodes(&bed, &ns.name).await;
+    upgrade(&bed, ns, "bitnami-zookeeper-13.7.4-replicas-3");
+    wait_rolled(&bed, ns, 3);
+    let v = wait_healthy(&bed, ns, 3).await;
+    let left = count_znodes(&bed, ns).await;
     eprintln!(
         "after plain helm upgrade 1→3: {left} of 200 znodes left; {}",
         v.summary()
@@ -43,26 +41,19 @@ async fn e2e_plain_helm_jump_1_to_3_loses_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_manual_single_steps_keep_data() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-steps");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-1",
-        1,
-        200,
-    )
-    .await;
+    let zk = bed.ensemble("e2e-steps").members(1).znodes(200).up().await;
+    let ns = zk.ns();
 
     for (n, fixture) in [
         (2, "bitnami-zookeeper-13.7.4-replicas-2"),
         (3, "bitnami-zookeeper-13.7.4-replicas-3"),
     ] {
-        upgrade(&bed, &ns.name, fixture);
-        wait_rolled(&bed, &ns.name, n);
-        let v = wait_healthy(&bed, &ns.name, n).await;
+        upgrade(&bed, ns, fixture);
+        wait_rolled(&bed, ns, n);
+        let v = wait_healthy(&bed, ns, n).await;
         assert!(v.leader.is_some());
         assert_eq!(
-            count_znodes(&bed, &ns.name).await,
+            count_znodes(&bed, ns).await,
             200,
             "znodes lost stepping to {n}"
         );
@@ -73,16 +64,16 @@ async fn e2e_manual_single_steps_keep_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_deleted_pod_rejoins_with_its_data() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-delete");
-    fresh_ensemble(&bed, &ns.name, "bitnami-zookeeper-13.7.4-replicas-3", 3, 50).await;
-    let before = wait_healthy(&bed, &ns.name, 3).await;
+    let zk = bed.ensemble("e2e-delete").members(3).znodes(50).up().await;
+    let ns = zk.ns();
+    let before = wait_healthy(&bed, ns, 3).await;
 
     let pod = format!("{STS}-1");
     let uid = bed.kubectl(&[
         "get",
         "pod",
         "-n",
-        &ns.name,
+        ns,
         &pod,
         "-o",
         "jsonpath={.metadata.uid}",
@@ -91,18 +82,18 @@ async fn e2e_deleted_pod_rejoins_with_its_data() {
         "get",
         "pvc",
         "-n",
-        &ns.name,
+        ns,
         &format!("data-{pod}"),
         "-o",
         "jsonpath={.spec.volumeName}",
     ]);
-    bed.kubectl(&["delete", "pod", "-n", &ns.name, &pod]);
+    bed.kubectl(&["delete", "pod", "-n", ns, &pod]);
     wait_for("pod recreated", SETTLE, || {
         let now = bed.kubectl_try(&[
             "get",
             "pod",
             "-n",
-            &ns.name,
+            ns,
             &pod,
             "-o",
             "jsonpath={.metadata.uid}",
@@ -112,8 +103,8 @@ async fn e2e_deleted_pod_rejoins_with_its_data() {
             other => Err(format!("{other:?}")),
         }
     });
-    wait_rolled(&bed, &ns.name, 3);
-    let after = wait_healthy(&bed, &ns.name, 3).await;
+    wait_rolled(&bed, ns, 3);
+    let after = wait_healthy(&bed, ns, 3).await;
     assert!(
         after.znode_count >= before.znode_count,
         "{} vs {}",
@@ -124,7 +115,7 @@ async fn e2e_deleted_pod_rejoins_with_its_data() {
         "get",
         "pvc",
         "-n",
-        &ns.name,
+        ns,
         &format!("data-{pod}"),
         "-o",
         "jsonpath={.spec.volumeName}",
@@ -133,11 +124,11 @@ async fn e2e_deleted_pod_rejoins_with_its_data() {
     let myid = std::fs::read_to_string(
         bed.runner_state
             .join("pv")
-            .join(&ns.name)
+            .join(ns)
             .join(format!("data-{pod}"))
             .join("data/myid"),
     )
     .expect("myid on the claim's volume");
     assert_eq!(myid.trim(), "2", "ordinal 1 keeps server id 2");
-    assert_eq!(count_znodes(&bed, &ns.name).await, 50);
+    assert_eq!(count_znodes(&bed, ns).await, 50);
 }

@@ -84,36 +84,22 @@ async fn scale_checked(bed: &Bed, ns: &str, to: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_scale_chain_keeps_every_write() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-chain");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-1",
-        1,
-        200,
-    )
-    .await;
+    let zk = bed.ensemble("e2e-chain").members(1).znodes(200).up().await;
+    let ns = zk.ns();
     for to in [3, 3, 5, 3, 1] {
-        scale_checked(&bed, &ns.name, to).await;
+        scale_checked(&bed, ns, to).await;
     }
     // Scale-down deleted the removed members' claims: nothing stale left to rejoin later.
-    let claims = bed.kubectl(&["get", "pvc", "-n", &ns.name, "-o", "name"]);
+    let claims = bed.kubectl(&["get", "pvc", "-n", ns, "-o", "name"]);
     assert_eq!(claims.lines().count(), 1, "claims left: {claims}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_scale_1_to_5() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-1to5");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-1",
-        1,
-        200,
-    )
-    .await;
-    scale_checked(&bed, &ns.name, 5).await;
+    let zk = bed.ensemble("e2e-1to5").members(1).znodes(200).up().await;
+    let ns = zk.ns();
+    scale_checked(&bed, ns, 5).await;
 }
 
 /// A second run is refused while the first holds the lease; the first is killed with SIGKILL
@@ -121,18 +107,11 @@ async fn e2e_scale_1_to_5() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_kill_mid_step_then_rerun_converges() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-kill");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-1",
-        1,
-        200,
-    )
-    .await;
-    let w = start_writer(&bed, &ns.name);
+    let zk = bed.ensemble("e2e-kill").members(1).znodes(200).up().await;
+    let ns = zk.ns();
+    let w = start_writer(&bed, ns);
 
-    let mut first = zkscale(&bed, &ns.name, &["--to", "3"])
+    let mut first = zkscale(&bed, ns, &["--to", "3"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -151,7 +130,7 @@ async fn e2e_kill_mid_step_then_rerun_converges() {
     }
     assert!(seen_step2, "first run ended before step 2→3");
 
-    let second = run(zkscale(&bed, &ns.name, &["--to", "3"]));
+    let second = run(zkscale(&bed, ns, &["--to", "3"]));
     assert_eq!(
         second.status.code(),
         Some(3),
@@ -172,7 +151,7 @@ async fn e2e_kill_mid_step_then_rerun_converges() {
         "rerun after the killed run's lease expires",
         Duration::from_secs(300),
         || {
-            let out = run(zkscale(&bed, &ns.name, &["--to", "3"]));
+            let out = run(zkscale(&bed, ns, &["--to", "3"]));
             match out.status.code() {
                 Some(0) => Ok(()),
                 Some(3) if String::from_utf8_lossy(&out.stderr).contains("holds the lock") => {
@@ -183,16 +162,12 @@ async fn e2e_kill_mid_step_then_rerun_converges() {
         },
     );
     let report = w.stop();
-    wait_healthy(&bed, &ns.name, 3).await;
-    let addr = member_addrs(&bed, &ns.name, 3).remove(0);
+    wait_healthy(&bed, ns, 3).await;
+    let addr = member_addrs(&bed, ns, 3).remove(0);
     let lost = writer::lost(&addr, &report).await;
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
-    assert_eq!(count_znodes(&bed, &ns.name).await, 200);
-    let op = sts_field(
-        &bed,
-        &ns.name,
-        ".metadata.annotations.zkscale\\.io/operation",
-    );
+    assert_eq!(count_znodes(&bed, ns).await, 200);
+    let op = sts_field(&bed, ns, ".metadata.annotations.zkscale\\.io/operation");
     assert!(op.is_empty(), "operation annotation left behind: {op}");
 }
 
@@ -200,21 +175,10 @@ async fn e2e_kill_mid_step_then_rerun_converges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_member_that_cannot_start_stops_at_safe_size() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-block");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-1",
-        1,
-        200,
-    )
-    .await;
-    bed.block_pod_start(
-        &ns.name,
-        &format!("{STS}-1"),
-        "e2e: member 1 must never start",
-    );
-    let out = run(zkscale(&bed, &ns.name, &["--to", "3", "--timeout", "40s"]));
+    let zk = bed.ensemble("e2e-block").members(1).znodes(200).up().await;
+    let ns = zk.ns();
+    bed.block_pod_start(ns, &format!("{STS}-1"), "e2e: member 1 must never start");
+    let out = run(zkscale(&bed, ns, &["--to", "3", "--timeout", "40s"]));
     assert_eq!(
         out.status.code(),
         Some(4),
@@ -223,20 +187,16 @@ async fn e2e_member_that_cannot_start_stops_at_safe_size() {
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(msg.contains("stopped at 1 member"), "{msg}");
     assert!(msg.contains("re-run"), "{msg}");
-    assert_eq!(sts_field(&bed, &ns.name, ".spec.replicas"), "1");
-    let op = sts_field(
-        &bed,
-        &ns.name,
-        ".metadata.annotations.zkscale\\.io/operation",
-    );
+    assert_eq!(sts_field(&bed, ns, ".spec.replicas"), "1");
+    let op = sts_field(&bed, ns, ".metadata.annotations.zkscale\\.io/operation");
     assert!(
         op.is_empty(),
         "a rolled-back step is no operation in progress: {op}"
     );
-    let v = wait_healthy(&bed, &ns.name, 1).await;
+    let v = wait_healthy(&bed, ns, 1).await;
     assert!(v.healthy);
-    assert_eq!(count_znodes(&bed, &ns.name).await, 200);
-    let claims = bed.kubectl(&["get", "pvc", "-n", &ns.name, "-o", "name"]);
+    assert_eq!(count_znodes(&bed, ns).await, 200);
+    let claims = bed.kubectl(&["get", "pvc", "-n", ns, "-o", "name"]);
     assert_eq!(
         claims.lines().count(),
         1,
@@ -249,22 +209,11 @@ async fn e2e_member_that_cannot_start_stops_at_safe_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_stale_claim_refused_then_cleaned_with_flag() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-stale");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-3",
-        3,
-        200,
-    )
-    .await;
-    let down = run(zkscale(
-        &bed,
-        &ns.name,
-        &["--to", "2", "--keep-removed-claims"],
-    ));
+    let zk = bed.ensemble("e2e-stale").members(3).znodes(200).up().await;
+    let ns = zk.ns();
+    let down = run(zkscale(&bed, ns, &["--to", "2", "--keep-removed-claims"]));
     assert_eq!(down.status.code(), Some(0));
-    let up = run(zkscale(&bed, &ns.name, &["--to", "3"]));
+    let up = run(zkscale(&bed, ns, &["--to", "3"]));
     assert_eq!(
         up.status.code(),
         Some(3),
@@ -272,46 +221,35 @@ async fn e2e_stale_claim_refused_then_cleaned_with_flag() {
     );
     assert!(String::from_utf8_lossy(&up.stderr).contains(&format!("data-{STS}-2")));
     assert_eq!(
-        sts_field(&bed, &ns.name, ".spec.replicas"),
+        sts_field(&bed, ns, ".spec.replicas"),
         "2",
         "refused means unchanged"
     );
-    let up = run(zkscale(
-        &bed,
-        &ns.name,
-        &["--to", "3", "--delete-stale-claims"],
-    ));
+    let up = run(zkscale(&bed, ns, &["--to", "3", "--delete-stale-claims"]));
     assert_eq!(up.status.code(), Some(0));
-    wait_healthy(&bed, &ns.name, 3).await;
-    assert_eq!(count_znodes(&bed, &ns.name).await, 200);
+    wait_healthy(&bed, ns, 3).await;
+    assert_eq!(count_znodes(&bed, ns).await, 200);
 }
 
 /// `status` and a scale run as a ServiceAccount bound to exactly the documented Role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_runs_with_the_minimal_role() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("e2e-rbac");
-    fresh_ensemble(
-        &bed,
-        &ns.name,
-        "bitnami-zookeeper-13.7.4-replicas-1",
-        1,
-        200,
-    )
-    .await;
+    let zk = bed.ensemble("e2e-rbac").members(1).znodes(200).up().await;
+    let ns = zk.ns();
     let role = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/rbac/role.yaml");
-    bed.kubectl(&["apply", "-n", &ns.name, "-f", role.to_str().unwrap()]);
-    bed.kubectl(&["create", "serviceaccount", "-n", &ns.name, "zkscale"]);
+    bed.kubectl(&["apply", "-n", ns, "-f", role.to_str().unwrap()]);
+    bed.kubectl(&["create", "serviceaccount", "-n", ns, "zkscale"]);
     bed.kubectl(&[
         "create",
         "rolebinding",
         "-n",
-        &ns.name,
+        ns,
         "zkscale",
         "--role=kubectl-zkscale",
-        &format!("--serviceaccount={}:zkscale", ns.name),
+        &format!("--serviceaccount={}:zkscale", ns),
     ]);
-    let token = bed.kubectl(&["create", "token", "-n", &ns.name, "zkscale"]);
+    let token = bed.kubectl(&["create", "token", "-n", ns, "zkscale"]);
     let server = bed.kubectl(&[
         "config",
         "view",
@@ -326,7 +264,7 @@ async fn e2e_runs_with_the_minimal_role() {
         "-o",
         "jsonpath={.clusters[0].cluster.certificate-authority}",
     ]);
-    let kc = std::env::temp_dir().join(format!("zkscale-sa-{}.kubeconfig", ns.name));
+    let kc = std::env::temp_dir().join(format!("zkscale-sa-{}.kubeconfig", ns));
     std::fs::write(
         &kc,
         format!(
@@ -334,7 +272,7 @@ async fn e2e_runs_with_the_minimal_role() {
              users: [{{name: sa, user: {{token: '{}'}}}}]\n\
              contexts: [{{name: sa, context: {{cluster: bed, user: sa, namespace: '{}'}}}}]\ncurrent-context: sa\n",
             token.trim(),
-            ns.name
+            ns
         ),
     )
     .unwrap();
@@ -357,6 +295,6 @@ async fn e2e_runs_with_the_minimal_role() {
         as_sa(&["--to", "2", "--timeout", "150s"]).status.code(),
         Some(0)
     );
-    wait_healthy(&bed, &ns.name, 2).await;
-    assert_eq!(count_znodes(&bed, &ns.name).await, 200);
+    wait_healthy(&bed, ns, 2).await;
+    assert_eq!(count_znodes(&bed, ns).await, 200);
 }

@@ -14,33 +14,12 @@ use std::time::Duration;
 use support::bed::Bed;
 use support::chart::*;
 use support::helm::{text, Helm, BIN};
+use support::scenario::{render, render_and_apply};
 
 const R1: &str = "bitnami-zookeeper-13.7.4-replicas-1";
 const R3: &str = "bitnami-zookeeper-13.7.4-replicas-3";
 const R5: &str = "bitnami-zookeeper-13.7.4-replicas-5";
 const BUMP: &str = "bitnami-zookeeper-13.7.4-replicas-3-image-bump";
-
-/// `helm template zk <fixture> --post-renderer zkscale`: its stdout, or the failed output.
-fn render(bed: &Bed, helm: &Helm, ns: &str, fixture: &str) -> Result<Vec<u8>, String> {
-    let out = helm.with_chart("template", &bed.chart(fixture, ns), ns, &[]);
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        assert!(out.stdout.is_empty(), "a failed render printed manifests");
-        Err(text(&out))
-    }
-}
-
-/// Renders `fixture` through the post-renderer and applies it as a GitOps tool would.
-fn render_and_apply(bed: &Bed, helm: &Helm, ns: &str, fixture: &str) -> String {
-    let rendered =
-        render(bed, helm, ns, fixture).unwrap_or_else(|e| panic!("render {fixture}: {e}"));
-    let out = bed
-        .kubectl_stdin(&["apply", "--server-side", "-n", ns, "-f", "-"], &rendered)
-        .unwrap_or_else(|e| panic!("kubectl apply of {fixture}: {e}"));
-    eprintln!("--- applied {fixture}:\n{out}");
-    String::from_utf8(rendered).unwrap()
-}
 
 /// The applied StatefulSet settles and keeps `n` pods: no member added, none removed.
 fn still_n_pods(bed: &Bed, ns: &str, n: usize) {
@@ -83,16 +62,12 @@ async fn all_members_keep(bed: &Bed, ns: &str, n: usize, znodes: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_gitops_preview_of_1_to_3_applied_loses_nothing() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("go-a");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    let fresh = render_and_apply(&bed, &helm, ns, R1);
-    assert!(fresh.contains("type: OnDelete"), "{fresh}");
-    wait_rolled(&bed, ns, 1);
-    wait_healthy(&bed, ns, 1).await;
-    write_znodes(&bed, ns, 200).await;
+    let zk = bed.ensemble("go-a").members(1).applied(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
+    let sts = bed.kubectl(&["get", "statefulset", "-n", ns, STS, "-o", "yaml"]);
+    assert!(sts.contains("type: OnDelete"), "{sts}");
 
-    let rendered = render_and_apply(&bed, &helm, ns, R3);
+    let rendered = render_and_apply(&bed, helm, ns, R3);
     assert!(rendered.contains("replicas: 1"), "{rendered}");
     still_n_pods(&bed, ns, 1);
     let note = pending(&bed, ns);
@@ -120,7 +95,7 @@ async fn e2e_gitops_preview_of_1_to_3_applied_loses_nothing() {
     let claims = bed.kubectl(&["get", "pvc", "-n", ns, "-o", "name"]);
     assert_eq!(claims.lines().count(), 1, "{claims}");
     let refused =
-        render(&bed, &helm, ns, R3).expect_err("a fresh 3 beside a claim with data rendered");
+        render(&bed, helm, ns, R3).expect_err("a fresh 3 beside a claim with data rendered");
     let log = helm.log_text();
     assert!(
         log.contains("PersistentVolumeClaims left by an earlier install"),
@@ -128,7 +103,7 @@ async fn e2e_gitops_preview_of_1_to_3_applied_loses_nothing() {
     );
     assert!(log.contains("replicaCount=1"), "{log}");
     eprintln!("refused as it should: {refused}");
-    render_and_apply(&bed, &helm, ns, R1);
+    render_and_apply(&bed, helm, ns, R1);
     wait_rolled(&bed, ns, 1);
     wait_healthy(&bed, ns, 1).await;
     all_members_keep(&bed, ns, 1, 200).await;
@@ -140,15 +115,10 @@ async fn e2e_gitops_preview_of_1_to_3_applied_loses_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_gitops_previews_of_3_to_5_and_image_bump_applied() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("go-b");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    render_and_apply(&bed, &helm, ns, R3);
-    wait_rolled(&bed, ns, 3);
-    wait_healthy(&bed, ns, 3).await;
-    write_znodes(&bed, ns, 200).await;
+    let zk = bed.ensemble("go-b").members(3).applied(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
 
-    let rendered = render_and_apply(&bed, &helm, ns, R5);
+    let rendered = render_and_apply(&bed, helm, ns, R5);
     assert!(rendered.contains("replicas: 3"), "{rendered}");
     still_n_pods(&bed, ns, 3);
     assert!(
@@ -167,7 +137,7 @@ async fn e2e_gitops_previews_of_3_to_5_and_image_bump_applied() {
         "-o",
         "jsonpath={.items[*].metadata.uid}",
     ]);
-    render_and_apply(&bed, &helm, ns, BUMP);
+    render_and_apply(&bed, helm, ns, BUMP);
     still_n_pods(&bed, ns, 3);
     let note = pending(&bed, ns);
     assert!(
@@ -202,15 +172,10 @@ async fn e2e_gitops_previews_of_3_to_5_and_image_bump_applied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_gitops_preview_of_5_to_3_applied_then_zkscale() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("go-c");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    render_and_apply(&bed, &helm, ns, R5);
-    wait_rolled(&bed, ns, 5);
-    wait_healthy(&bed, ns, 5).await;
-    write_znodes(&bed, ns, 200).await;
+    let zk = bed.ensemble("go-c").members(5).applied(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
 
-    let rendered = render_and_apply(&bed, &helm, ns, R3);
+    let rendered = render_and_apply(&bed, helm, ns, R3);
     assert!(rendered.contains("replicas: 5"), "{rendered}");
     still_n_pods(&bed, ns, 5);
     assert!(
@@ -233,7 +198,7 @@ async fn e2e_gitops_preview_of_5_to_3_applied_then_zkscale() {
     );
     wait_healthy(&bed, ns, 3).await;
     let generation = sts_field(&bed, ns, ".metadata.generation");
-    let rendered = render_and_apply(&bed, &helm, ns, R3);
+    let rendered = render_and_apply(&bed, helm, ns, R3);
     assert!(rendered.contains("replicas: 3"), "{rendered}");
     assert!(!rendered.contains("zkscale.io/pending"), "{rendered}");
     assert_eq!(

@@ -15,7 +15,6 @@ use support::helm::{text, Helm, BIN};
 use support::writer::{self, Writer};
 use zkscale::zk::{observe_all_tcp, Mode, Probe, Timeouts};
 
-const R1: &str = "bitnami-zookeeper-13.7.4-replicas-1";
 const R3: &str = "bitnami-zookeeper-13.7.4-replicas-3";
 const R5: &str = "bitnami-zookeeper-13.7.4-replicas-5";
 const BUMP: &str = "bitnami-zookeeper-13.7.4-replicas-3-image-bump";
@@ -164,27 +163,15 @@ async fn upgrade_checked(bed: &Bed, helm: &Helm, ns: &str, fixture: &str, n: usi
     took
 }
 
-async fn install_with_data(bed: &Bed, helm: &Helm, ns: &str, fixture: &str, n: usize) {
-    let chart = bed.chart(fixture, ns);
-    ok(&helm.with_chart("install", &chart, ns, &[]), "helm install");
-    // A fresh install passes through, with the one setting upgrades rely on.
-    assert_eq!(sts_field(bed, ns, ".spec.updateStrategy.type"), "OnDelete");
-    wait_rolled(bed, ns, n);
-    wait_healthy(bed, ns, n).await;
-    write_znodes(bed, ns, 200).await;
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_post_render_helm4_1_to_3_then_image_bump() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("pr-a");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    install_with_data(&bed, &helm, ns, R1, 1).await;
+    let zk = bed.ensemble("pr-a").members(1).with(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
     // A client writes throughout: no acknowledged write may be lost either.
     let w = Writer::start(pod_addrs(&bed, ns));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    upgrade_checked(&bed, &helm, ns, R3, 3).await;
+    upgrade_checked(&bed, helm, ns, R3, 3).await;
     let report = w.stop();
     let lost = writer::lost(&member_addrs(&bed, ns, 3)[0], &report).await;
     eprintln!(
@@ -210,13 +197,13 @@ async fn e2e_post_render_helm4_1_to_3_then_image_bump() {
 
     // The same upgrade again: nothing left to do, the StatefulSet is not even touched.
     let gen = sts_field(&bed, ns, ".metadata.generation");
-    upgrade_checked(&bed, &helm, ns, R3, 3).await;
+    upgrade_checked(&bed, helm, ns, R3, 3).await;
     assert_eq!(sts_field(&bed, ns, ".metadata.generation"), gen);
 
     // Image bump: a roll-out at 3, followers first, the leader last, at most one election.
     let (leader, epoch) = leader_epoch(&bed, ns, 3).await;
     let before = std::fs::metadata(&helm.log).map(|m| m.len()).unwrap_or(0) as usize;
-    upgrade_checked(&bed, &helm, ns, BUMP, 3).await;
+    upgrade_checked(&bed, helm, ns, BUMP, 3).await;
     let (_, epoch_after) = leader_epoch(&bed, ns, 3).await;
     assert!(
         epoch_after <= epoch + 1,
@@ -242,12 +229,10 @@ async fn e2e_post_render_helm4_1_to_3_then_image_bump() {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_post_render_helm4_1_to_5_then_5_to_3() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("pr-b");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    install_with_data(&bed, &helm, ns, R1, 1).await;
-    upgrade_checked(&bed, &helm, ns, R5, 5).await;
-    upgrade_checked(&bed, &helm, ns, R3, 3).await;
+    let zk = bed.ensemble("pr-b").members(1).with(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
+    upgrade_checked(&bed, helm, ns, R5, 5).await;
+    upgrade_checked(&bed, helm, ns, R3, 3).await;
     // The removed members' claims are gone: a later scale-up starts them empty.
     let claims = bed.kubectl(&["get", "pvc", "-n", ns, "-o", "name"]);
     assert_eq!(claims.lines().count(), 3, "{claims}");
@@ -256,34 +241,30 @@ async fn e2e_post_render_helm4_1_to_5_then_5_to_3() {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_post_render_helm3_1_to_3_and_template() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("pr-3");
-    let ns = ns.name.as_str();
-    let helm = Helm::v3(&bed);
-    install_with_data(&bed, &helm, ns, R1, 1).await;
+    let zk = bed.ensemble("pr-3").members(1).with(Helm::v3).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
     let snap = snapshot(&bed, ns);
     let chart = bed.chart(R3, ns);
-    let out = preview(&bed, &helm, ns, &snap, "template", &chart, &[]);
+    let out = preview(&bed, helm, ns, &snap, "template", &chart, &[]);
     // A preview declares the live size (applied as is, it moves nothing) and notes the change.
     let rendered = String::from_utf8_lossy(&out.stdout);
     assert!(rendered.contains("replicas: 1"), "{rendered}");
     assert!(rendered.contains("zkscale.io/pending"), "{rendered}");
-    preview(&bed, &helm, ns, &snap, "upgrade", &chart, &["--dry-run"]);
-    upgrade_checked(&bed, &helm, ns, R3, 3).await;
+    preview(&bed, helm, ns, &snap, "upgrade", &chart, &["--dry-run"]);
+    upgrade_checked(&bed, helm, ns, R3, 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_post_render_previews_change_nothing() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("pr-p");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    install_with_data(&bed, &helm, ns, R3, 3).await;
+    let zk = bed.ensemble("pr-p").members(3).with(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
     let snap = snapshot(&bed, ns);
     let chart5 = bed.chart(R5, ns);
 
     // helm template: the live size is printed with the pending change noted; the plan goes to
     // the log; nothing changes.
-    let out = preview(&bed, &helm, ns, &snap, "template", &chart5, &[]);
+    let out = preview(&bed, helm, ns, &snap, "template", &chart5, &[]);
     let rendered = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(rendered.contains("replicas: 3"), "{rendered}");
     assert!(!rendered.contains("replicas: 5"), "{rendered}");
@@ -296,17 +277,17 @@ async fn e2e_post_render_previews_change_nothing() {
     assert!(helm.log_text().contains("3→4, 4→5"), "{}", helm.log_text());
 
     for dry in ["--dry-run", "--dry-run=server", "--dry-run=client"] {
-        preview(&bed, &helm, ns, &snap, "upgrade", &chart5, &[dry]);
+        preview(&bed, helm, ns, &snap, "upgrade", &chart5, &[dry]);
     }
     // An image bump previewed: a roll-out is planned, nothing restarts.
     let bump = bed.chart(BUMP, ns);
-    preview(&bed, &helm, ns, &snap, "upgrade", &bump, &["--dry-run"]);
+    preview(&bed, helm, ns, &snap, "upgrade", &bump, &["--dry-run"]);
     assert!(
         helm.log_text().contains("roll-out at 3"),
         "{}",
         helm.log_text()
     );
-    let (status, rev) = release_status(&helm, ns);
+    let (status, rev) = release_status(helm, ns);
     assert_eq!((status.as_str(), rev), ("deployed", 1));
 
     // Without a helm process above it and without --execute/--plan-only, a change to a running
@@ -359,7 +340,7 @@ async fn e2e_post_render_previews_change_nothing() {
         helm.log_text()
     );
     assert_eq!(snapshot(&bed, ns), snap);
-    assert_eq!(release_status(&helm, ns), ("deployed".into(), 1));
+    assert_eq!(release_status(helm, ns), ("deployed".into(), 1));
 
     // Explicit args win over the detection: `helm template … --execute` carries a change out.
     let out = helm.with_chart(
@@ -378,10 +359,8 @@ async fn e2e_post_render_previews_change_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_post_render_interrupted_upgrade_resumes() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("pr-k");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    install_with_data(&bed, &helm, ns, R1, 1).await;
+    let zk = bed.ensemble("pr-k").members(1).with(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
     let chart = bed.chart(R3, ns);
     let args = helm.chart_args("upgrade", &chart, ns, &[]);
     let mut child = helm.spawn(&args);
@@ -398,10 +377,10 @@ async fn e2e_post_render_interrupted_upgrade_resumes() {
     child.kill().unwrap();
     let _ = child.wait();
     eprintln!("killed helm mid-step");
-    let (status, rev) = release_status(&helm, ns);
+    let (status, rev) = release_status(helm, ns);
     assert_eq!((status.as_str(), rev), ("deployed", 1));
     // The same command again converges (waiting for the orphaned run to stop at a safe size).
-    upgrade_checked(&bed, &helm, ns, R3, 3).await;
+    upgrade_checked(&bed, helm, ns, R3, 3).await;
     let log = helm.log_text();
     assert!(
         log.contains("is gone"),
@@ -412,10 +391,8 @@ async fn e2e_post_render_interrupted_upgrade_resumes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn e2e_post_render_failures_change_nothing_or_stop_safely() {
     let Some(bed) = Bed::get() else { return };
-    let ns = bed.namespace("pr-f");
-    let ns = ns.name.as_str();
-    let helm = Helm::v4(&bed);
-    install_with_data(&bed, &helm, ns, R1, 1).await;
+    let zk = bed.ensemble("pr-f").members(1).with(Helm::v4).up().await;
+    let (ns, helm) = (zk.ns(), zk.helm());
     let snap = snapshot(&bed, ns);
 
     // Bad manifests: a ZOO_SERVERS listing server 1 twice. Helm fails, nothing changes.
@@ -440,7 +417,7 @@ async fn e2e_post_render_failures_change_nothing_or_stop_safely() {
         snap,
         "bad manifests changed the ensemble"
     );
-    assert_eq!(release_status(&helm, ns), ("deployed".into(), 1));
+    assert_eq!(release_status(helm, ns), ("deployed".into(), 1));
 
     // A gate that fails mid-way: member 3 cannot start. Run under a terminal (`script`), as a
     // person would: Helm 4 drops the plugin's stderr, the terminal still shows where it stopped.
@@ -493,7 +470,7 @@ async fn e2e_post_render_failures_change_nothing_or_stop_safely() {
         "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
     ]);
     assert!(events.contains("Stopped: stopped at 2"), "{events}");
-    assert_eq!(release_status(&helm, ns), ("deployed".into(), 1));
+    assert_eq!(release_status(helm, ns), ("deployed".into(), 1));
 
     // Fixed: the same upgrade resumes from 2.
     std::fs::remove_file(
@@ -503,5 +480,5 @@ async fn e2e_post_render_failures_change_nothing_or_stop_safely() {
             .join(format!("{STS}-2")),
     )
     .unwrap();
-    upgrade_checked(&bed, &helm, ns, R3, 3).await;
+    upgrade_checked(&bed, helm, ns, R3, 3).await;
 }

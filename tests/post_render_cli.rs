@@ -93,7 +93,11 @@ fn run_with(args: &[&str], input: &[u8]) -> Output {
     let input = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().expect("wait for kubectl-zkscale");
-    writer.join().unwrap().expect("write stdin");
+    // A command line refused before stdin is read closes the pipe early: not a test failure.
+    if let Err(e) = writer.join().unwrap() {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+        assert!(!out.status.success(), "stdin not read, yet exit 0");
+    }
     out
 }
 
@@ -198,11 +202,26 @@ fn empty_input_gives_empty_output() {
 #[test]
 fn malformed_yaml_is_refused() {
     let input = base().replacen("  type: ClusterIP\n", "  type: [ClusterIP\n", 1);
+    let out = run_with(&["--check"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("malformed YAML") && stderr.contains("Service zk-test/zk-zookeeper"),
+        "{stderr}"
+    );
+    // The post-renderer itself parses only what may be ours: a malformed document of another
+    // kind passes on to Helm, which refuses it before applying anything.
+    let plain = without_zookeeper(&input);
+    let out = run(plain.as_bytes());
+    assert!(out.status.success());
+    assert!(out.stdout == plain.as_bytes());
+    // Malformed ZooKeeper StatefulSets are refused by every mode.
+    let input = base().replacen("  replicas: 3\n", "  replicas: [3\n", 1);
     assert_refused(
         input.as_bytes(),
         &[
             "malformed YAML",
-            "Service zk-test/zk-zookeeper",
+            "StatefulSet zk-test/zk-zookeeper",
             "document ",
         ],
     );

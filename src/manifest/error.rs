@@ -58,6 +58,9 @@ pub enum ManifestError {
         column: usize,
         doc: Box<DocRef>,
     },
+    /// Larger than the 4 GiB a stream may have (document offsets are 32-bit).
+    #[error("input of {bytes} bytes is larger than the 4 GiB a manifest stream may have")]
+    TooLarge { bytes: usize },
     /// serde_yaml could not parse the document. Line numbers in `message` are lines of the
     /// stream.
     #[error("{doc}: malformed YAML: {message}")]
@@ -149,7 +152,7 @@ impl ManifestError {
             | ManifestError::AmbiguousScalar { doc, .. }
             | ManifestError::Emit { doc, .. } => doc,
             ManifestError::DuplicateStatefulSet { second, .. } => second,
-            ManifestError::NoSuchDocument { .. } => return None,
+            ManifestError::NoSuchDocument { .. } | ManifestError::TooLarge { .. } => return None,
         };
         Some(doc)
     }

@@ -120,18 +120,13 @@ impl fmt::Display for Warning {
 }
 
 /// How much of the stream [`Stream::parse_with`] checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ParseOptions {
     /// Syntax-check every document, not only the ones that can be ZooKeeper objects, so that
-    /// malformed YAML anywhere is reported here (naming the document) rather than by Helm later.
-    /// On by default.
+    /// malformed YAML anywhere is reported here (naming the document) rather than by Helm,
+    /// which parses the whole output before it applies anything. Off by default (the
+    /// post-renderer's hot path parses only what may be ours); `post-render --check` turns it on.
     pub check_syntax: bool,
-}
-
-impl Default for ParseOptions {
-    fn default() -> Self {
-        ParseOptions { check_syntax: true }
-    }
 }
 
 /// What the cluster side decided about the ensembles in the stream (the post-renderer front end
@@ -170,24 +165,25 @@ impl Declared {
     }
 }
 
-/// One document of the stream.
+/// One document of the stream. Kept small (a stream may hold hundreds of thousands): the text
+/// is borrowed from the input, and only candidates carry a parsed value.
 #[derive(Debug, Clone)]
 pub struct Document<'a> {
-    index: usize,
-    range: Range<usize>,
     text: &'a str,
+    start: usize,
+    index: u32,
     empty: bool,
-    value: Option<Value>,
+    value: Option<Box<Value>>,
 }
 
 impl<'a> Document<'a> {
     /// 0-based position in the stream.
     pub fn index(&self) -> usize {
-        self.index
+        self.index as usize
     }
     /// Byte range of the document's text in the input.
     pub fn range(&self) -> Range<usize> {
-        self.range.clone()
+        self.start..self.start + self.text.len()
     }
     /// The document's exact original text, from its `---` line (if any) up to the next one.
     pub fn text(&self) -> &'a str {
@@ -199,19 +195,19 @@ impl<'a> Document<'a> {
     }
     /// The parsed value, for the documents that were parsed (ZooKeeper candidates).
     pub fn value(&self) -> Option<&Value> {
-        self.value.as_ref()
+        self.value.as_deref()
     }
     pub fn kind(&self) -> Option<&str> {
-        zookeeper::str_at(self.value.as_ref()?, &["kind"])
+        zookeeper::str_at(self.value()?, &["kind"])
     }
     pub fn name(&self) -> Option<&str> {
-        zookeeper::str_at(self.value.as_ref()?, &["metadata", "name"])
+        zookeeper::str_at(self.value()?, &["metadata", "name"])
     }
     pub fn namespace(&self) -> Option<&str> {
-        zookeeper::str_at(self.value.as_ref()?, &["metadata", "namespace"])
+        zookeeper::str_at(self.value()?, &["metadata", "namespace"])
     }
     pub fn postrender_filename(&self) -> Option<&str> {
-        filename_annotation(self.value.as_ref()?)
+        filename_annotation(self.value()?)
     }
 }
 
@@ -244,27 +240,31 @@ impl<'a> Stream<'a> {
             scripts: Vec::new(),
             warnings: Vec::new(),
         };
+        if u32::try_from(text.len()).is_err() {
+            return Err(ManifestError::TooLarge { bytes: text.len() });
+        }
         stream.docs = split::split(text)
             .into_iter()
             .enumerate()
             .map(|(index, range)| {
                 let doc_text = &text[range.clone()];
                 Document {
-                    index,
-                    range,
+                    index: index as u32,
+                    start: range.start,
                     text: doc_text,
                     empty: split::is_empty_doc(doc_text),
                     value: None,
                 }
             })
             .collect();
-        let parsed = parse_all(&stream.docs, opts.check_syntax);
-        for (index, result) in parsed.into_iter().enumerate() {
-            match result {
-                Ok(value) => stream.docs[index].value = value,
-                // The first error in stream order, whichever thread found it first.
-                Err(e) => return Err(stream.yaml_error(index, e)),
+        match parse_all(&stream.docs, opts.check_syntax) {
+            Ok(values) => {
+                for (index, value) in values {
+                    stream.docs[index].value = Some(Box::new(value));
+                }
             }
+            // The first error in stream order, whichever thread found it first.
+            Err((index, e)) => return Err(stream.yaml_error(index, e)),
         }
         stream.find_zookeepers()?;
         Ok(stream)
@@ -295,10 +295,10 @@ impl<'a> Stream<'a> {
         let sniffed = split::sniff(&doc.text[..split::header(doc.text).len]);
         let mut r = DocRef {
             index,
-            line: split::line_of(self.text.as_bytes(), doc.range.start),
+            line: split::line_of(self.text.as_bytes(), doc.start),
             ..DocRef::default()
         };
-        match &doc.value {
+        match doc.value() {
             Some(v) => {
                 r.kind = doc.kind().map(str::to_string);
                 r.name = doc.name().map(str::to_string);
@@ -336,8 +336,9 @@ impl<'a> Stream<'a> {
         let mut zookeepers = Vec::new();
         let mut scripts = Vec::new();
         for doc in &self.docs {
-            let Some(value) = &doc.value else { continue };
-            match zookeeper::inspect(doc.index, value, || self.doc_ref(doc.index))? {
+            let Some(value) = doc.value() else { continue };
+            let index = doc.index();
+            match zookeeper::inspect(index, value, || self.doc_ref(index))? {
                 zookeeper::Found::StatefulSet(sts) => zookeepers.push(*sts),
                 zookeeper::Found::Scripts(cm) => scripts.push(cm),
                 zookeeper::Found::Other => {}
@@ -429,7 +430,7 @@ impl<'a> Stream<'a> {
         let extra: usize = replaced.values().map(String::len).sum();
         let mut out = Vec::with_capacity(self.text.len() + extra);
         for doc in &self.docs {
-            let text = replaced.get(&doc.index).map_or(doc.text, String::as_str);
+            let text = replaced.get(&doc.index()).map_or(doc.text, String::as_str);
             out.extend_from_slice(text.as_bytes());
         }
         Some(out)
@@ -446,7 +447,7 @@ impl<'a> Stream<'a> {
         if doc.empty {
             return Err(edit_error(edits[0], "the document is empty".into()));
         }
-        let original: Cow<Value> = match &doc.value {
+        let original: Cow<Value> = match doc.value() {
             Some(v) => Cow::Borrowed(v),
             None => Cow::Owned(self.parse_doc(index)?),
         };
@@ -467,7 +468,7 @@ impl<'a> Stream<'a> {
         if let Some((line, scalar)) = scan::first_ambiguous_scalar(doc.text) {
             return Err(ManifestError::AmbiguousScalar {
                 doc: self.doc_ref(index).into(),
-                line: split::line_of(self.text.as_bytes(), doc.range.start) + line,
+                line: split::line_of(self.text.as_bytes(), doc.start) + line,
                 scalar,
             });
         }
@@ -523,14 +524,15 @@ impl<'a> Stream<'a> {
 /// Inputs smaller than this are parsed on the calling thread.
 const PARALLEL_MIN_BYTES: usize = 512 * 1024;
 
-/// Parses the candidate documents into values and syntax-checks the others (with
-/// `check_syntax`), on up to `available_parallelism` threads for large streams: documents are
-/// independent, and libyaml is the bulk of the time. One result per document, in order; a
-/// thread stops at its first error (the later documents of its share don't matter then).
+/// Parses the candidate documents into values and (with `check_syntax`) syntax-checks the
+/// others, on up to `available_parallelism` threads for large streams: documents are
+/// independent, and libyaml is the bulk of the time. The candidates' values with their
+/// indices, in order, or the first error in stream order; a thread stops at its first error
+/// (the later documents of its share don't matter then).
 fn parse_all(
     docs: &[Document],
     check_syntax: bool,
-) -> Vec<Result<Option<Value>, serde_yaml::Error>> {
+) -> Result<Vec<(usize, Value)>, (usize, serde_yaml::Error)> {
     let work = move |doc: &Document| -> Result<Option<Value>, serde_yaml::Error> {
         let text = strip_bom(doc.text);
         if doc.empty {
@@ -548,25 +550,27 @@ fn parse_all(
             Ok(None)
         }
     };
-    let run = move |share: &[Document]| {
-        let mut out = Vec::with_capacity(share.len());
+    let run = move |share: &[Document]| -> Result<Vec<(usize, Value)>, (usize, serde_yaml::Error)> {
+        let mut out = Vec::new();
         for doc in share {
-            let result = work(doc);
-            let failed = result.is_err();
-            out.push(result);
-            if failed {
-                break;
+            if let Some(v) = work(doc).map_err(|e| (doc.index(), e))? {
+                out.push((doc.index(), v));
             }
         }
-        out
+        Ok(out)
     };
-    let total: usize = docs.iter().map(|d| d.text.len()).sum();
+    // Only what is parsed costs: the bytes of candidates, and of everything with the check on.
+    let total: usize = docs
+        .iter()
+        .filter(|d| check_syntax || is_candidate(d.text))
+        .map(|d| d.text.len())
+        .sum();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
     if threads < 2 || total < PARALLEL_MIN_BYTES {
         return run(docs);
     }
     // Contiguous shares of about equal bytes.
-    let per_thread = total / threads + 1;
+    let per_thread = docs.iter().map(|d| d.text.len()).sum::<usize>() / threads + 1;
     let mut shares = Vec::with_capacity(threads);
     let (mut start, mut bytes) = (0, 0);
     for (i, doc) in docs.iter().enumerate() {
@@ -584,16 +588,12 @@ fn parse_all(
             .into_iter()
             .map(|share| scope.spawn(move || run(share)))
             .collect();
-        let mut out = Vec::with_capacity(docs.len());
+        let mut out = Vec::new();
         for handle in handles {
-            let part = handle.join().expect("parser thread panicked");
-            let failed = part.last().is_some_and(Result::is_err);
-            out.extend(part);
-            if failed {
-                break;
-            }
+            // Shares are in stream order: the first failing share has the first error.
+            out.extend(handle.join().expect("parser thread panicked")?);
         }
-        out
+        Ok(out)
     })
 }
 
@@ -601,10 +601,14 @@ fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
-/// Documents that can be ZooKeeper StatefulSets or the chart's scripts ConfigMap. A plain
-/// substring test: the kind must be spelled out for Kubernetes to read it anyway.
+/// Documents that can be bitnami ZooKeeper StatefulSets or the chart's scripts ConfigMap: the
+/// only ones parsed into values. A plain substring test: the kind must be spelled out for
+/// Kubernetes to read it anyway, a bitnami ZooKeeper StatefulSet carries the `zookeeper` label
+/// (or `ZOO_SERVERS`), and the scripts ConfigMap its `setup.sh` with `ORD + N`.
 fn is_candidate(text: &str) -> bool {
-    text.contains("StatefulSet") || text.contains(zookeeper::SETUP_SCRIPT)
+    (text.contains("StatefulSet")
+        && (text.contains("zookeeper") || text.contains(zookeeper::SERVERS_ENV)))
+        || (text.contains(zookeeper::SETUP_SCRIPT) && text.contains("ORD"))
 }
 
 fn utf8_error(input: &[u8], offset: usize) -> ManifestError {
@@ -646,11 +650,11 @@ pub struct Rewritten {
 /// Plans the edits for `stream` given the cluster state (see [`LiveState`]) and applies them.
 /// Pure. Without `live` (offline) nothing changes.
 pub fn rewrite(stream: &Stream, live: Option<&LiveState>) -> Result<Rewritten, ManifestError> {
-    let edits = plan(stream, live)?;
+    let edits = edits_for(stream, live)?;
     stream.apply(&edits)
 }
 
-fn plan(stream: &Stream, live: Option<&LiveState>) -> Result<Vec<Edit>, ManifestError> {
+fn edits_for(stream: &Stream, live: Option<&LiveState>) -> Result<Vec<Edit>, ManifestError> {
     // Without the cluster's state there is nothing safe to change.
     let Some(live) = live else {
         return Ok(Vec::new());
@@ -759,7 +763,7 @@ fn run_post_render(input: &[u8], opts: &PostRenderOptions) -> Result<Run, Manife
             });
         }
     }
-    let edits = plan(&stream, opts.live)?;
+    let edits = edits_for(&stream, opts.live)?;
     let replaced = stream.rewrite_docs(&edits)?;
     let output = stream.assemble(&replaced);
     Ok(Run {
@@ -840,7 +844,8 @@ mod tests {
             text.push_str(if i == 40 || i == 180 { bad } else { &filler });
         }
         assert!(text.len() > PARALLEL_MIN_BYTES);
-        let err = Stream::parse(text.as_bytes()).unwrap_err();
+        let check = ParseOptions { check_syntax: true };
+        let err = Stream::parse_with(text.as_bytes(), &check).unwrap_err();
         assert_eq!(err.doc().map(|d| d.index), Some(40), "{err}");
         text = text.replace(bad, &filler);
         assert_eq!(
@@ -977,10 +982,11 @@ mod tests {
     }
 
     #[test]
-    fn malformed_unrelated_document_is_reported_unless_skipped() {
+    fn malformed_unrelated_document_is_reported_when_checked() {
         let bad = "---\n# Source: x/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: [1\n";
         let text = format!("{}{bad}", sts(CHART, &servers_env(SERVERS)));
-        let err = Stream::parse(text.as_bytes()).unwrap_err();
+        let check = ParseOptions { check_syntax: true };
+        let err = Stream::parse_with(text.as_bytes(), &check).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.starts_with(
@@ -989,10 +995,8 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("flow sequence at line 27 column 6"), "{msg}");
-        let skip = ParseOptions {
-            check_syntax: false,
-        };
-        assert!(Stream::parse_with(text.as_bytes(), &skip).is_ok());
+        // By default only what may be ours is parsed (Helm parses the rest before applying).
+        assert!(Stream::parse(text.as_bytes()).is_ok());
     }
 
     #[test]

@@ -20,8 +20,8 @@ pub use parse::{
     parse_mntr, parse_ruok, parse_srvr, Latency, Mntr, Mode, ProposalSizes, Served, Srvr, Zxid,
 };
 pub use verdict::{
-    quorum, verdict, Baseline, Failure, Gate, MemberObservation, MemberSummary, Probe, ServerId,
-    Verdict,
+    follower_synced, quorum, verdict, zxid_caught_up, Baseline, Failure, Gate, MemberObservation,
+    MemberSummary, Probe, ServerId, Verdict,
 };
 pub use wire::{connect_tcp, four_letter, query_addr, FourLetter};
 

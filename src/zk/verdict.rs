@@ -347,6 +347,22 @@ fn voting_followers(mntr: &Mntr) -> Option<u64> {
     Some(synced.saturating_sub(mntr.synced_non_voting_followers().unwrap_or(0)))
 }
 
+/// Whether a follower has caught up with its leader: the one definition of "synced" that the
+/// gate, the engine's waits, the planner's input and `status` all use. At the leader's zxid (or
+/// within `max_lag` transactions of it in the same epoch, for writes in flight between the two
+/// questions; or with nothing to apply since a new leader's election), holding the leader's
+/// znodes (less at most `max_lag`: a transaction creates at most one).
+pub fn follower_synced(follower: &Srvr, leader: &Srvr, max_lag: u64) -> bool {
+    follower.mode == Mode::Follower
+        && zxid_caught_up(follower.zxid, leader.zxid, max_lag)
+        && follower.node_count.saturating_add(max_lag) >= leader.node_count
+}
+
+/// The zxid part of [`follower_synced`].
+pub fn zxid_caught_up(follower: Zxid, leader: Zxid, max_lag: u64) -> bool {
+    zxid_matches(follower, leader, max_lag).0
+}
+
 /// Whether follower zxid `f` matches leader zxid `l`, and whether their znode counts must then be
 /// equal (same point in history).
 fn zxid_matches(f: Zxid, l: Zxid, max_lag: u64) -> (bool, bool) {

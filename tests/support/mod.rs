@@ -6,6 +6,7 @@ pub mod bed;
 pub mod chart;
 pub mod fixtures;
 pub mod helm;
+pub mod scenario;
 pub mod writer;
 pub mod zk_client;
 pub mod zk_ensemble;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::zk_client::{CreateMode, ZkClient, NODE_EXISTS};
+use super::zk_client::{ClientError, ZkClient};
 
 pub struct Writer {
     stop: Arc<AtomicBool>,
@@ -95,15 +95,11 @@ async fn write_loop<F: Fn() -> Vec<String>>(addrs: F, stop: Arc<AtomicBool>) -> 
             }
         }
         let path = format!("{ROOT}/n{n:06}");
-        let res = tokio::time::timeout(
-            Duration::from_secs(5),
-            c.create(&path, b"w", CreateMode::Persistent),
-        )
-        .await;
+        let res = tokio::time::timeout(Duration::from_secs(5), c.create(&path, b"w")).await;
         match res {
             // NODE_EXISTS on a retry: the earlier attempt was applied before the connection broke.
             Ok(Ok(_)) => {}
-            Ok(Err(e)) if e.code() == Some(NODE_EXISTS) => {}
+            Ok(Err(ClientError::NodeExists)) => {}
             _ => {
                 report.errors += 1;
                 client = None;
@@ -122,7 +118,7 @@ async fn write_loop<F: Fn() -> Vec<String>>(addrs: F, stop: Arc<AtomicBool>) -> 
 
 /// Acknowledged writes missing from the ensemble now (read through `addr`).
 pub async fn lost(addr: &str, report: &WriterReport) -> Vec<u64> {
-    let mut c = ZkClient::connect(addr, Duration::from_secs(10))
+    let c = ZkClient::connect(addr, Duration::from_secs(10))
         .await
         .expect("connect for verification");
     let present: BTreeSet<u64> = c

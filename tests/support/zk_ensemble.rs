@@ -454,7 +454,7 @@ impl Ensemble {
         parent: &str,
         n: usize,
     ) -> Result<(), ClientError> {
-        let mut c = self.client(id, Duration::from_secs(20)).await;
+        let c = self.client(id, Duration::from_secs(20)).await;
         c.ensure(parent).await?;
         let paths: Vec<String> = (0..n).map(|i| format!("{parent}/n-{i:05}")).collect();
         c.create_many(&paths, b"zkscale").await?;
@@ -463,10 +463,10 @@ impl Ensemble {
 
     /// Children of `parent` as member `id` sees them (0 if `parent` does not exist).
     pub async fn count_znodes(&self, id: ServerId, parent: &str) -> Result<usize, ClientError> {
-        let mut c = self.client(id, Duration::from_secs(20)).await;
+        let c = self.client(id, Duration::from_secs(20)).await;
         let n = match c.get_children(parent).await {
             Ok(children) => children.len(),
-            Err(e) if e.code() == Some(super::zk_client::NO_NODE) => 0,
+            Err(ClientError::NoNode) => 0,
             Err(e) => return Err(e),
         };
         c.close().await?;

@@ -168,12 +168,15 @@ impl Runner {
             }
             self.last_status.remove(&k);
         }
+        // Names first: a pod's names resolve (for itself and its peers) before its process
+        // starts, as cluster DNS publishes a headless Service's records (publishNotReadyAddresses)
+        // as soon as the pod has an IP, before its container runs.
+        self.write_hosts(&pods, &services)?;
         for pod in &pods {
             if let Err(e) = self.reconcile_pod(pod).await {
                 log(format!("{}: {e:#}", key(pod)));
             }
         }
-        self.write_hosts(&pods, &services)?;
         Ok(())
     }
 
@@ -432,22 +435,27 @@ impl Runner {
     fn write_hosts(&mut self, pods: &[Pod], services: &[Service]) -> Result<()> {
         const DOMAINS: [&str; 2] = ["cluster.local", "corp.example"];
         let mut by_ns: BTreeMap<String, Vec<(String, Ipv4Addr)>> = BTreeMap::new();
+        // Every pod bound here has its IP (stable per pod name) from the moment it exists; a pod
+        // whose deletion completed is gone from `pods` and from the names.
+        let mut ips: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
         for p in pods {
             let k = key(p);
-            let Some(run) = self.pods.get(&k) else {
-                continue;
-            };
+            ips.insert(k.clone(), self.ip_for(&k)?);
+        }
+        for p in pods {
+            let k = key(p);
+            let ip = ips[&k];
             let ns = p.namespace().unwrap_or_default();
             let spec = p.spec.as_ref();
             let host = spec
                 .and_then(|s| s.hostname.clone())
                 .unwrap_or_else(|| p.name_any());
             let e = by_ns.entry(ns.clone()).or_default();
-            e.push((host.clone(), run.ip));
+            e.push((host.clone(), ip));
             if let Some(sub) = spec.and_then(|s| s.subdomain.clone()) {
-                e.push((format!("{host}.{sub}"), run.ip));
+                e.push((format!("{host}.{sub}"), ip));
                 for d in DOMAINS {
-                    e.push((format!("{host}.{sub}.{ns}.svc.{d}"), run.ip));
+                    e.push((format!("{host}.{sub}.{ns}.svc.{d}"), ip));
                 }
             }
         }
@@ -463,10 +471,10 @@ impl Runner {
             let target = pods.iter().find(|p| {
                 p.namespace().as_deref() == Some(ns.as_str())
                     && sel.iter().all(|(k, v)| p.labels().get(k) == Some(v))
-                    && self.pods.contains_key(&key(*p))
+                    && p.metadata.deletion_timestamp.is_none()
             });
             if let Some(p) = target {
-                let ip = self.pods[&key(p)].ip;
+                let ip = ips[&key(p)];
                 let n = s.name_any();
                 let e = by_ns.entry(ns.clone()).or_default();
                 e.push((n.clone(), ip));
@@ -487,9 +495,6 @@ impl Runner {
             .collect();
         for p in pods {
             let k = key(p);
-            if !self.pods.contains_key(&k) {
-                continue;
-            }
             let ns = p.namespace().unwrap_or_default();
             let mut text = String::from("# written by zkscale-pod-runner\n");
             let mut seen = std::collections::HashSet::new();

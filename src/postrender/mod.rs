@@ -1,6 +1,9 @@
 //! The Helm post-renderer front end: `helm upgrade --post-renderer zkscale` (Helm 4 plugin) or
 //! `--post-renderer kubectl-zkscale --post-renderer-args post-render` (Helm 3).
 //!
+//! Helm's post-renderer is one method, manifests in and manifests out ([`run`]); so is this, for
+//! every way it is run (a real upgrade, a preview, `--offline`, `--check`).
+//!
 //! Helm hands us the rendered manifests on stdin and applies whatever we print. For a bitnami
 //! ZooKeeper StatefulSet that already runs, a size or pod-template change applied by Helm in
 //! one go is the data-loss bug this project exists for, so on a real upgrade the engine carries
@@ -8,14 +11,14 @@
 //! output then declares exactly the state the cluster is in: Helm's apply changes nothing more
 //! on the StatefulSet and conflicts with no field manager (see [`crate::manifest::LiveState`]).
 //!
-//! # Real upgrade or preview ([`Mode`])
+//! # Real upgrade or preview ([`Intent`])
 //! `helm template`, `--dry-run` and `helm diff` run the same post-renderer, and must not change
-//! the cluster. Helm tells a post-renderer nothing about why it runs, so [`detect`] reads the
+//! the cluster. Helm tells a post-renderer nothing about why it runs, so [`caller::detect`] reads the
 //! command line of the nearest `helm` process above us (`/proc/<pid>/cmdline`, up to 8
-//! ancestors): `install`/`upgrade` without `--dry-run` ⇒ [`Mode::Execute`]; `template`, any
+//! ancestors): `install`/`upgrade` without `--dry-run` ⇒ [`Intent::Execute`]; `template`, any
 //! `--dry-run` other than `none`/`false`, or any other command (helm-diff runs `helm template`
-//! or `helm upgrade --dry-run`) ⇒ [`Mode::Preview`]. No helm process found (another tool, a
-//! pipe, not Linux) ⇒ [`Mode::Unknown`]: a preview that refuses (exit 3, nothing on stdout)
+//! or `helm upgrade --dry-run`) ⇒ [`Intent::Preview`]. No helm process found (another tool, a
+//! pipe, not Linux) ⇒ [`Intent::Unknown`]: a preview that refuses (exit 3, nothing on stdout)
 //! rather than hand over a change that would be unsafe if applied. `--execute` and
 //! `--plan-only` override the detection, except that `--plan-only` under a real
 //! `install`/`upgrade` is guarded the same way (Helm would record a release that does not do
@@ -41,17 +44,21 @@
 //!   (exit 3); a fresh install is passed through unless claims of an earlier install would mix
 //!   old data with empty members ([`check_leftover_claims`]).
 
+pub mod caller;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::{Api, Client};
 use thiserror::Error;
 
-use crate::cluster::{self, Access, ClusterError, Connect, Selector};
-use crate::engine::{Cancel, Engine, EngineError, Event, Options, Progress};
-use crate::manifest::{self, Declared, LiveState, ManifestError, Stream};
+use crate::cluster::{self, Access, ClusterError, Selector, Target};
+use crate::engine::{self, Engine, EngineError, Event, Options, Progress};
+use crate::exit::Exit;
+use crate::manifest::{self, Declared, LiveState, ManifestError, ParseOptions, Stream};
+
+pub use caller::{detect, parse_helm_argv, Caller, Intent};
 
 #[derive(Debug, Error)]
 pub enum PostRenderError {
@@ -71,18 +78,6 @@ pub enum PostRenderError {
 }
 
 impl PostRenderError {
-    /// The same codes as the kubectl front end: 3 refused (nothing changed), 4 stopped at a
-    /// safe size (re-run to resume), 1 anything else.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            PostRenderError::Manifest(_) | PostRenderError::Refused(_) => 3,
-            PostRenderError::Engine { source, .. } => source.exit_code(),
-            PostRenderError::Unreachable(_) => 1,
-        }
-    }
-}
-
-impl PostRenderError {
     /// The message for the user: where it stopped and what to do, worded for `helm upgrade`.
     pub fn message(&self) -> String {
         match self {
@@ -95,7 +90,9 @@ impl PostRenderError {
                     "{namespace}/{name}: stopped at {size} member(s), where the ensemble is whole: {reason}. \
                      Fix the cause and re-run the same `helm upgrade`: it resumes from {size}"
                 ),
-                e if e.exit_code() == 3 => format!("{namespace}/{name}: {e}. Nothing was changed"),
+                e if Exit::of_error(e) == Exit::Refused => {
+                    format!("{namespace}/{name}: {e}. Nothing was changed")
+                }
                 e => format!(
                     "{namespace}/{name}: {e}. Once fixed, re-run the same `helm upgrade`: it resumes from the live state"
                 ),
@@ -108,224 +105,142 @@ impl PostRenderError {
     }
 }
 
-/// Who is running us, as far as the command line of the nearest `helm` process says.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Caller {
-    pub pid: u32,
-    /// The helm subcommand (`upgrade`, `install`, `template`, `diff`, …), if any.
-    pub command: Option<String>,
-    pub dry_run: bool,
-    pub namespace: Option<String>,
-    pub kube_context: Option<String>,
-    pub kubeconfig: Option<String>,
-}
-
-impl Caller {
-    /// What the caller's command line says about side effects.
-    pub fn mode(&self) -> Mode {
-        match self.command.as_deref() {
-            Some("install" | "upgrade") if !self.dry_run => Mode::Execute,
-            _ => Mode::Preview,
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "helm {}{} (pid {})",
-            self.command.as_deref().unwrap_or("?"),
-            if self.dry_run { " --dry-run" } else { "" },
-            self.pid
-        )
-    }
-}
-
-/// Whether this run may change the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// A real `helm install/upgrade`: carry the change out, then print the final state.
-    Execute,
-    /// `helm template`, `--dry-run`, `helm diff`, `--plan-only`: read, plan, print, change nothing.
-    Preview,
-    /// No helm process found and no `--execute`/`--plan-only`: a preview that refuses when the
-    /// output would declare a change that is unsafe to apply directly.
-    Unknown,
-}
-
-/// Helm's global flags that take a separate value (`--flag value`), so that the subcommand is
-/// found after them (`helm -n ns upgrade …`).
-const HELM_VALUE_FLAGS: &[&str] = &[
-    "-n",
-    "--namespace",
-    "--kube-context",
-    "--kubeconfig",
-    "--kube-apiserver",
-    "--kube-as-user",
-    "--kube-as-group",
-    "--kube-ca-file",
-    "--kube-token",
-    "--kube-tls-server-name",
-    "--registry-config",
-    "--repository-cache",
-    "--repository-config",
-    "--content-cache",
-    "--burst-limit",
-    "--qps",
-    "--color",
-    "--colour",
-];
-
-/// Reads a helm command line (`argv[0]` first). `None` when `argv[0]` is not a helm binary.
-pub fn parse_helm_argv(pid: u32, argv: &[String]) -> Option<Caller> {
-    let exe = argv.first()?;
-    let base = exe.rsplit('/').next().unwrap_or(exe);
-    if !base.starts_with("helm") || base.starts_with("helm-") {
-        return None;
-    }
-    let mut c = Caller {
-        pid,
-        ..Caller::default()
-    };
-    let mut it = argv[1..].iter().peekable();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            break;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if a.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        // `-nfoo` is `-n foo`.
-        let (flag, inline) = match (flag, inline) {
-            (f, None) if f.starts_with("-n") && f.len() > 2 && !f.starts_with("--") => {
-                ("-n", Some(f[2..].trim_start_matches('=').to_string()))
-            }
-            other => other,
-        };
-        if flag == "--dry-run" {
-            c.dry_run = !matches!(inline.as_deref(), Some("none" | "false"));
-            continue;
-        }
-        if flag.starts_with('-') {
-            let value = match inline {
-                Some(v) => Some(v),
-                None if HELM_VALUE_FLAGS.contains(&flag) => it.next().cloned(),
-                None => None,
-            };
-            match flag {
-                "-n" | "--namespace" => c.namespace = value,
-                "--kube-context" => c.kube_context = value,
-                "--kubeconfig" => c.kubeconfig = value,
-                _ => {}
-            }
-            continue;
-        }
-        if c.command.is_none() {
-            c.command = Some(a.clone());
-        }
-        // Later positionals (release, chart) and subcommand flags are read on; flags that take
-        // values and are not global (`--set x`, `-f file`) leave their value as a positional,
-        // which is harmless: only the first positional is the command.
-    }
-    Some(c)
-}
-
-/// The nearest `helm` process among our ancestors (Linux `/proc`).
-pub fn detect() -> Option<Caller> {
-    let mut pid = std::os::unix::process::parent_id();
-    for _ in 0..8 {
-        if pid <= 1 {
-            return None;
-        }
-        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        let argv: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        if let Some(c) = parse_helm_argv(pid, &argv) {
-            return Some(c);
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // `pid (comm) state ppid …`; comm may contain spaces and parentheses.
-        let after = &stat[stat.rfind(')')? + 1..];
-        pid = after.split_whitespace().nth(1)?.parse().ok()?;
-    }
-    None
-}
-
 /// What the post-render command line asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Read it from the helm command line above us ([`caller::detect`]).
+    Detect,
+    /// `--execute`: carry the change out.
+    Execute,
+    /// `--plan-only`: a preview.
+    PlanOnly,
+    /// `--offline`: no cluster; a stream without a ZooKeeper StatefulSet passes.
+    Offline,
+    /// `--check`: no cluster, nothing on stdout; the stream is only checked.
+    Check,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub requested: Option<Mode>,
-    pub kubeconfig: Option<std::path::PathBuf>,
-    pub context: Option<String>,
-    pub namespace: Option<String>,
-    /// Gate timeout of the engine.
-    pub timeout: Duration,
-    pub connect: Connect,
-    pub delete_stale_claims: bool,
-    pub keep_removed_claims: bool,
-    pub force: Option<String>,
-    pub holder: String,
-    pub cancel: Cancel,
+    pub request: Request,
+    /// The cluster as the post-render args give it (the helm command line and Helm's
+    /// environment fill in what they leave out).
+    pub access: Access,
+    /// The engine's options; the post-renderer picks the StatefulSet, and bounds a preview.
+    pub engine: Options,
 }
 
-/// The rewritten stream (stdout) or an error (and nothing on stdout).
+/// The output stream for `input` (the rendered manifests), or an error and no output at all.
+/// `input` itself is returned when nothing changes: no copy, so peak memory stays near one
+/// input size.
 pub async fn run(
-    input: &[u8],
+    input: Vec<u8>,
     settings: &Settings,
     caller: Option<&Caller>,
     progress: &dyn Progress,
 ) -> Result<Vec<u8>, PostRenderError> {
-    let stream = Stream::parse(input)?;
-    for w in stream.warnings() {
-        progress.event(&Event::Warning {
-            message: w.to_string(),
-        });
-    }
-    if stream.zookeepers().is_empty() {
-        // Not our chart: byte for byte, without contacting the cluster.
-        return Ok(input.to_vec());
-    }
-    let mut mode = settings
-        .requested
-        .unwrap_or_else(|| caller.map(Caller::mode).unwrap_or(Mode::Unknown));
-    // `--plan-only` under a real `helm upgrade` would hand Helm the planned final state to apply
-    // in one go (the very jump this tool exists to prevent): guard it like an unknown caller.
-    let applied_anyway = mode == Mode::Preview && caller.is_some_and(|c| c.mode() == Mode::Execute);
+    let output = {
+        // Only `--check` validates every document; otherwise only what may be ours is parsed
+        // (Helm parses all of it before applying anything anyway).
+        let parse = ParseOptions {
+            check_syntax: settings.request == Request::Check,
+        };
+        let stream = Stream::parse_with(&input, &parse)?;
+        for w in stream.warnings() {
+            progress.event(&Event::Warning {
+                message: w.to_string(),
+            });
+        }
+        let found: Vec<String> = stream
+            .zookeepers()
+            .iter()
+            .map(|z| {
+                format!(
+                    "{}/{} (replicas {}, {} server(s))",
+                    z.namespace.as_deref().unwrap_or("-"),
+                    z.name,
+                    z.effective_replicas(),
+                    z.servers.len()
+                )
+            })
+            .collect();
+        match settings.request {
+            Request::Check => {
+                progress.event(&Event::Note {
+                    message: format!(
+                        "post-render --check: {} document(s), valid; bitnami ZooKeeper StatefulSets: {}",
+                        stream.documents().len(),
+                        if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                    ),
+                });
+                Some(Vec::new())
+            }
+            // Not our chart: byte for byte, without contacting the cluster.
+            _ if found.is_empty() => None,
+            Request::Offline => {
+                return Err(PostRenderError::Refused(format!(
+                    "--offline cannot read the live ensemble of {}, so the size the chart renders could \
+                     move it by several members at once for whoever applies the output; nothing printed. \
+                     Render against the cluster (drop --offline), or only check the stream with --check",
+                    found.join(", ")
+                )))
+            }
+            _ => Some(with_cluster(&stream, settings, caller, progress).await?),
+        }
+    };
+    Ok(output.unwrap_or(input))
+}
+
+/// The rewrite of a stream holding ZooKeeper StatefulSets, from what the cluster says.
+async fn with_cluster(
+    stream: &Stream<'_>,
+    settings: &Settings,
+    caller: Option<&Caller>,
+    progress: &dyn Progress,
+) -> Result<Vec<u8>, PostRenderError> {
+    let mut intent = match settings.request {
+        Request::Execute => Intent::Execute,
+        Request::PlanOnly => Intent::Preview,
+        _ => caller.map(Caller::intent).unwrap_or(Intent::Unknown),
+    };
+    // `--plan-only` under a real `helm upgrade` would have Helm record a release that does not
+    // do what the chart asks: guard it like an unknown caller.
+    let applied_anyway =
+        intent == Intent::Preview && caller.is_some_and(|c| c.intent() == Intent::Execute);
     if applied_anyway {
-        mode = Mode::Unknown;
+        intent = Intent::Unknown;
     }
-    let why = match (settings.requested, caller) {
-        (Some(Mode::Execute), _) => "--execute".to_string(),
-        (Some(_), _) => "--plan-only".to_string(),
-        (None, Some(c)) => c.describe(),
-        (None, None) => "no helm process among the parents".to_string(),
+    let why = match (settings.request, caller) {
+        (Request::Execute, _) => "--execute".to_string(),
+        (Request::PlanOnly, _) => "--plan-only".to_string(),
+        (_, Some(c)) => c.describe(),
+        (_, None) => "no helm process among the parents".to_string(),
     };
     progress.event(&Event::Note {
         message: format!(
             "post-render: {} ({why})",
-            match mode {
-                Mode::Execute => "real upgrade: scaling steps run before Helm applies",
-                Mode::Preview => "preview: the cluster is only read",
-                Mode::Unknown if applied_anyway => {
+            match intent {
+                Intent::Execute => "real upgrade: scaling steps run before Helm applies",
+                Intent::Preview => "preview: the cluster is only read",
+                Intent::Unknown if applied_anyway => {
                     "--plan-only, but Helm will apply the output: preview, refused if anything must change"
                 }
-                Mode::Unknown => "cannot tell whether Helm will apply the output: preview",
+                Intent::Unknown => "cannot tell whether Helm will apply the output: preview",
             }
         ),
     });
+    let given = &settings.access;
     let access = Access {
-        kubeconfig: settings
+        kubeconfig: given
             .kubeconfig
             .clone()
             .or_else(|| caller.and_then(|c| c.kubeconfig.clone()).map(Into::into)),
-        context: settings
+        context: given
             .context
             .clone()
             .or_else(|| caller.and_then(|c| c.kube_context.clone()))
             .or_else(|| non_empty_env("HELM_KUBECONTEXT")),
-        namespace: settings
+        namespace: given
             .namespace
             .clone()
             .or_else(|| caller.and_then(|c| c.namespace.clone()))
@@ -334,26 +249,34 @@ pub async fn run(
     let connected = tokio::time::timeout(REACH, cluster::connect(&access)).await;
     let (client, default_ns) = match connected {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(unreachable(mode, e.to_string())),
-        Err(_) => return Err(unreachable(mode, format!("no answer in {REACH:?}"))),
+        Ok(Err(e)) => return Err(unreachable(intent, e.to_string())),
+        Err(_) => return Err(unreachable(intent, format!("no answer in {REACH:?}"))),
     };
     let mut live_state = LiveState::default();
     for z in stream.zookeepers() {
         let namespace = z.namespace.clone().unwrap_or_else(|| default_ns.clone());
-        let api: Api<StatefulSet> = Api::namespaced(client.clone(), &namespace);
+        let api: Api<k8s_openapi::api::apps::v1::StatefulSet> =
+            Api::namespaced(client.clone(), &namespace);
         let live = match tokio::time::timeout(REACH, api.get_opt(&z.name)).await {
             Ok(Ok(l)) => l,
-            Ok(Err(e)) if is_connection_error(&e) => return Err(unreachable(mode, e.to_string())),
+            Ok(Err(e)) if is_connection_error(&e) => {
+                return Err(unreachable(intent, e.to_string()))
+            }
             Ok(Err(e)) => return Err(engine_err(&namespace, &z.name, ClusterError::Api(e).into())),
             Err(_) => {
                 return Err(unreachable(
-                    mode,
+                    intent,
                     format!("no answer in {REACH:?} reading {namespace}/{}", z.name),
                 ))
             }
         };
         let Some(live) = live else {
-            fresh_install(&client, &namespace, z, progress).await?;
+            fresh_install(
+                &Target::new(client.clone(), &namespace, &z.name),
+                z,
+                progress,
+            )
+            .await?;
             continue;
         };
         // A chart that leaves replicas out leaves the size alone (not Kubernetes' default of 1).
@@ -379,14 +302,14 @@ pub async fn run(
             &z.name,
             target as u32,
             &template,
-            mode,
+            intent,
             settings,
             progress,
         )
         .await?;
         live_state.ensembles.insert(z.name.clone(), declared);
     }
-    Ok(manifest::rewrite(&stream, Some(&live_state))?.output)
+    Ok(manifest::rewrite(stream, Some(&live_state))?.output)
 }
 
 /// How long reaching the cluster may take before a preview gives up on it.
@@ -415,8 +338,8 @@ fn is_connection_error(e: &kube::Error) -> bool {
 /// No cluster. A real upgrade cannot go on (Helm could not apply either). Nor can a preview
 /// print anything: the chart's StatefulSet as rendered is, over a live ensemble of another size,
 /// the very jump this tool exists to prevent, and whoever runs a preview may apply its output.
-fn unreachable(mode: Mode, why: String) -> PostRenderError {
-    if mode == Mode::Execute {
+fn unreachable(intent: Intent, why: String) -> PostRenderError {
+    if intent == Intent::Execute {
         return PostRenderError::Unreachable(why);
     }
     PostRenderError::Refused(format!(
@@ -430,28 +353,27 @@ fn unreachable(mode: Mode, why: String) -> PostRenderError {
 /// A StatefulSet the cluster does not have yet: passed through (with `OnDelete`), unless
 /// claims left by an earlier install would mix old data and empty members in one start.
 async fn fresh_install(
-    client: &Client,
-    namespace: &str,
+    target: &Target,
     z: &manifest::ZkStatefulSet,
     progress: &dyn Progress,
 ) -> Result<(), PostRenderError> {
-    let target = z.effective_replicas().max(0) as u32;
+    let (namespace, name) = (target.namespace(), target.name());
+    let replicas = z.effective_replicas().max(0) as u32;
     for template in &z.claim_templates {
-        let claims = cluster::claims(client, namespace, &z.name, template)
+        let claims = target
+            .claims(template)
             .await
-            .map_err(|e| engine_err(namespace, &z.name, e.into()))?;
-        if let Err(why) = check_leftover_claims(target, &claims) {
+            .map_err(|e| engine_err(namespace, name, e.into()))?;
+        if let Err(why) = check_leftover_claims(replicas, &claims) {
             return Err(PostRenderError::Refused(format!(
-                "{namespace}/{}: a fresh install, but {why}",
-                z.name
+                "{namespace}/{name}: a fresh install, but {why}"
             )));
         }
         if !claims.is_empty() {
             progress.event(&Event::Warning {
                 message: format!(
-                    "{namespace}/{}: a fresh install onto the claims of an earlier one of the same size ({}): \
+                    "{namespace}/{name}: a fresh install onto the claims of an earlier one of the same size ({}): \
                      the members start with that data",
-                    z.name,
                     claims.values().cloned().collect::<Vec<_>>().join(", ")
                 ),
             });
@@ -459,8 +381,7 @@ async fn fresh_install(
     }
     progress.event(&Event::Note {
         message: format!(
-            "{namespace}/{}: not in the cluster yet (a fresh install): passed through with updateStrategy OnDelete",
-            z.name
+            "{namespace}/{name}: not in the cluster yet (a fresh install): passed through with updateStrategy OnDelete"
         ),
     });
     Ok(())
@@ -503,33 +424,27 @@ async fn ensemble(
     name: &str,
     target: u32,
     template: &PodTemplateSpec,
-    mode: Mode,
+    intent: Intent,
     settings: &Settings,
     progress: &dyn Progress,
 ) -> Result<Declared, PostRenderError> {
     let err = |e: EngineError| engine_err(namespace, name, e);
-    let preview = mode != Mode::Execute;
+    let preview = intent != Intent::Execute;
+    let base = &settings.engine;
     let opts = Options {
         selector: Selector::StatefulSet(name.into()),
         timeout: if preview {
-            settings.timeout.min(PREVIEW_PLAN_TIMEOUT)
+            base.timeout.min(PREVIEW_PLAN_TIMEOUT)
         } else {
-            settings.timeout
+            base.timeout
         },
-        connect: settings.connect,
-        force: settings.force.clone(),
-        delete_stale_claims: settings.delete_stale_claims,
-        keep_removed_claims: settings.keep_removed_claims,
-        holder: settings.holder.clone(),
         wait_for_lock: true,
-        cancel: settings.cancel.clone(),
+        ..base.clone()
     };
     let engine = Engine::new(client.clone(), namespace.into(), opts, progress)
         .await
         .map_err(err)?;
-    let live = cluster::read(client, namespace, name)
-        .await
-        .map_err(|e| err(e.into()))?;
+    let live = engine.target().read().await.map_err(|e| err(e.into()))?;
     let as_live =
         |live: &cluster::Live| Declared::live(live.replicas() as i32, &live.zk.servers_env);
     let changes = match engine.template_changes(&live, template).await {
@@ -549,21 +464,14 @@ async fn ensemble(
         }
         Err(e) => return Err(err(e)),
     };
-    let settled = live.replicas() == target
-        && live.zk.servers.len() as u32 == target
-        && live.operation().is_none()
-        && (0..target).all(|o| live.pod_current(o))
-        && !changes;
-    if settled {
+    if engine::nothing_to_do(&live, target, changes) {
         // Nothing for the engine: no lock, no gate (an unrelated change to the release must not
         // wait on the ensemble's health).
         return Ok(as_live(&live));
     }
     if !preview {
         engine.upgrade(target, Some(template)).await.map_err(err)?;
-        let live = cluster::read(client, namespace, name)
-            .await
-            .map_err(|e| err(e.into()))?;
+        let live = engine.target().read().await.map_err(|e| err(e.into()))?;
         return Ok(as_live(&live));
     }
     // A preview reports the plan and declares the live state with a note of what is pending.
@@ -595,9 +503,9 @@ async fn ensemble(
             ""
         }
     );
-    if mode == Mode::Unknown {
+    if intent == Intent::Unknown {
         return Err(PostRenderError::Refused(
-            if settings.requested == Some(Mode::Preview) {
+            if settings.request == Request::PlanOnly {
                 format!(
                     "{namespace}/{name}: the chart changes a running ensemble ({change}; {plan}), and with \
                      --plan-only Helm would record a release that does not do it. Preview with \
@@ -636,76 +544,6 @@ async fn ensemble(
 mod tests {
     use super::*;
 
-    fn argv(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
-    }
-
-    fn mode_of(s: &str) -> Option<Mode> {
-        parse_helm_argv(1, &argv(s)).map(|c| c.mode())
-    }
-
-    #[test]
-    fn helm_commands_decide_the_mode() {
-        use Mode::*;
-        let cases = [
-            (
-                "helm upgrade zk ./chart -n zk --post-renderer zkscale",
-                Some(Execute),
-            ),
-            ("/usr/local/bin/helm install zk ./chart", Some(Execute)),
-            ("helm upgrade --install zk ./chart", Some(Execute)),
-            (
-                "helm -n zk --kube-context prod upgrade zk ./chart",
-                Some(Execute),
-            ),
-            ("helm upgrade zk ./chart --dry-run=none", Some(Execute)),
-            ("helm upgrade zk ./chart --dry-run=false", Some(Execute)),
-            (
-                "helm template zk ./chart --post-renderer zkscale",
-                Some(Preview),
-            ),
-            ("helm upgrade zk ./chart --dry-run", Some(Preview)),
-            ("helm upgrade zk ./chart --dry-run=server", Some(Preview)),
-            ("helm install zk ./chart --dry-run=client", Some(Preview)),
-            // helm-diff runs `helm template … --dry-run=server` (or the diff command is ours).
-            (
-                "helm template zk ./chart --dry-run=server --is-upgrade --post-renderer zkscale",
-                Some(Preview),
-            ),
-            (
-                "helm diff upgrade zk ./chart --post-renderer zkscale",
-                Some(Preview),
-            ),
-            // A release named `template` is not the template command.
-            ("helm upgrade template ./chart", Some(Execute)),
-            ("helm4 upgrade zk ./chart", Some(Execute)),
-            ("helm-diff upgrade zk ./chart", None),
-            ("kubectl apply -f -", None),
-        ];
-        for (line, want) in cases {
-            assert_eq!(mode_of(line), want, "{line}");
-        }
-    }
-
-    #[test]
-    fn helm_flags_give_namespace_context_and_kubeconfig() {
-        let c = parse_helm_argv(
-            7,
-            &argv("helm -nfoo upgrade zk ./c --kube-context=prod --kubeconfig /k/c --set a=b"),
-        )
-        .unwrap();
-        assert_eq!(c.command.as_deref(), Some("upgrade"));
-        assert_eq!(c.namespace.as_deref(), Some("foo"));
-        assert_eq!(c.kube_context.as_deref(), Some("prod"));
-        assert_eq!(c.kubeconfig.as_deref(), Some("/k/c"));
-        let c =
-            parse_helm_argv(7, &argv("helm upgrade zk ./c --namespace=bar -- --dry-run")).unwrap();
-        assert_eq!((c.namespace.as_deref(), c.dry_run), (Some("bar"), false));
-        assert_eq!(c.mode(), Mode::Execute);
-        let c = parse_helm_argv(7, &argv("helm upgrade zk ./c -n=baz")).unwrap();
-        assert_eq!(c.namespace.as_deref(), Some("baz"));
-    }
-
     #[test]
     fn leftover_claims_decide_whether_a_fresh_install_may_start() {
         let claims = |ords: &[u32]| -> BTreeMap<u32, String> {
@@ -741,10 +579,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn this_test_process_has_no_helm_parent() {
-        assert_eq!(detect(), None);
     }
 }

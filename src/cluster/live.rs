@@ -1,0 +1,207 @@
+//! Reading one ensemble's live objects: the StatefulSet, its pods and its claims, at one moment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use serde::Serialize;
+
+use super::{recognise, ClusterError, Target, OPERATION_ANNOTATION};
+use crate::manifest::ZkStatefulSet;
+
+/// One pod of the StatefulSet as the engine needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LivePod {
+    pub ordinal: u32,
+    pub name: String,
+    pub uid: String,
+    pub ip: Option<String>,
+    pub ready: bool,
+    pub running: bool,
+    pub deleting: bool,
+    /// `controller-revision-hash`: which template it was created from.
+    pub revision: Option<String>,
+    /// `ZOO_SERVERS` of the pod's own spec: the member list its ZooKeeper started with.
+    pub servers_env: Option<String>,
+    /// The ZooKeeper container's image.
+    pub image: Option<String>,
+}
+
+/// The StatefulSet, its pods and claims, read at one moment.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub sts: StatefulSet,
+    pub zk: ZkStatefulSet,
+    pub namespace: String,
+    pub name: String,
+    pub pods: BTreeMap<u32, LivePod>,
+    /// Claims of the `data` template by ordinal (including ordinals beyond replicas: leftovers).
+    pub claims: BTreeMap<u32, String>,
+    pub update_revision: Option<String>,
+}
+
+impl Live {
+    pub fn replicas(&self) -> u32 {
+        self.sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.replicas)
+            .unwrap_or(1)
+            .max(0) as u32
+    }
+
+    pub fn operation(&self) -> Option<&str> {
+        self.sts
+            .annotations()
+            .get(OPERATION_ANNOTATION)
+            .map(String::as_str)
+    }
+
+    /// Whether the pod at `ordinal` runs the StatefulSet's current template.
+    pub fn pod_current(&self, ordinal: u32) -> bool {
+        match (self.pods.get(&ordinal), &self.update_revision) {
+            (Some(p), Some(rev)) => p.revision.as_deref() == Some(rev.as_str()),
+            _ => false,
+        }
+    }
+
+    /// The label selector of the StatefulSet's pods.
+    pub fn pod_selector(&self) -> String {
+        pod_selector(&self.sts)
+    }
+
+    pub fn claim_template(&self) -> Option<String> {
+        let spec = self.sts.spec.as_ref()?;
+        spec.volume_claim_templates
+            .as_ref()?
+            .iter()
+            .map(|t| t.name_any())
+            .next()
+    }
+}
+
+fn pod_selector(sts: &StatefulSet) -> String {
+    sts.spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn zk_container(p: &Pod) -> Option<&k8s_openapi::api::core::v1::Container> {
+    let spec = p.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .find(|c| c.env.iter().flatten().any(|e| e.name == "ZOO_SERVERS"))
+}
+
+fn ordinal_of(sts: &str, pod: &str) -> Option<u32> {
+    pod.strip_prefix(sts)?.strip_prefix('-')?.parse().ok()
+}
+
+impl Target {
+    /// The StatefulSet, its pods and its claims, now.
+    #[tracing::instrument(level = "trace", skip(self), fields(sts = %self.name), err)]
+    pub async fn read(&self) -> Result<Live, ClusterError> {
+        let (client, namespace, name) = (&self.client, self.namespace.as_str(), self.name.as_str());
+        let sts = Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| ClusterError::NotFound {
+                namespace: namespace.into(),
+                name: name.into(),
+            })?;
+        let zk = recognise(&sts).map_err(|reason| ClusterError::NotZooKeeper {
+            namespace: namespace.into(),
+            name: name.into(),
+            reason,
+        })?;
+        let selector = pod_selector(&sts);
+        let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        let pods = pods
+            .items
+            .into_iter()
+            .filter_map(|p| {
+                let ordinal = ordinal_of(name, &p.name_any())?;
+                let status = p.status.clone().unwrap_or_default();
+                let ready = status
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                Some((
+                    ordinal,
+                    LivePod {
+                        ordinal,
+                        name: p.name_any(),
+                        uid: p.uid().unwrap_or_default(),
+                        ip: status.pod_ip.clone().filter(|s| !s.is_empty()),
+                        ready,
+                        running: status.phase.as_deref() == Some("Running"),
+                        deleting: p.metadata.deletion_timestamp.is_some(),
+                        revision: p.labels().get("controller-revision-hash").cloned(),
+                        servers_env: zk_container(&p).and_then(|c| {
+                            c.env
+                                .iter()
+                                .flatten()
+                                .rev()
+                                .find(|e| e.name == "ZOO_SERVERS")
+                                .and_then(|e| e.value.clone())
+                        }),
+                        image: zk_container(&p).and_then(|c| c.image.clone()),
+                    },
+                ))
+            })
+            .collect();
+        let mut live = Live {
+            update_revision: sts.status.as_ref().and_then(|s| s.update_revision.clone()),
+            sts,
+            zk,
+            namespace: namespace.into(),
+            name: name.into(),
+            pods,
+            claims: BTreeMap::new(),
+        };
+        if let Some(template) = live.claim_template() {
+            live.claims = self.claims(&template).await?;
+        }
+        Ok(live)
+    }
+
+    /// The claims of StatefulSet `name`'s volume claim template `template` by ordinal
+    /// (`<template>-<name>-<ordinal>`), whether or not the StatefulSet exists: claims outlive it
+    /// (`helm uninstall` keeps them), and a new pod on an old claim starts with its data.
+    pub async fn claims(&self, template: &str) -> Result<BTreeMap<u32, String>, ClusterError> {
+        let prefix = format!("{template}-{}-", self.name);
+        let claims = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &self.namespace)
+            .list(&ListParams::default())
+            .await?;
+        Ok(claims
+            .items
+            .into_iter()
+            .filter(|c| c.metadata.deletion_timestamp.is_none())
+            .filter_map(|c| {
+                let n = c.name_any();
+                let ord = n.strip_prefix(&prefix)?.parse().ok()?;
+                Some((ord, n))
+            })
+            .collect())
+    }
+}
+
+/// Whether the StatefulSet controller has seen the latest spec (so `updateRevision`, and with
+/// it [`Live::pod_current`], reflects it).
+pub fn observed_latest(sts: &StatefulSet) -> bool {
+    let generation = sts.metadata.generation.unwrap_or(0);
+    sts.status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .is_some_and(|g| g >= generation)
+}

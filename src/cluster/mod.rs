@@ -1,0 +1,240 @@
+//! Kubernetes adapter. [`connect`] and [`find`] give a [`Target`]: one StatefulSet in one
+//! namespace and the client to reach it, which every read and write of the engine goes through.
+//!
+//! - [`live`]: the StatefulSet, its pods and claims read at one moment ([`Live`]);
+//! - [`write`]: the few writes zkscale makes, all with one field manager;
+//! - [`lock`]: the Lease that keeps two runs apart;
+//! - [`members`]: reaching members for four-letter words (API-server port-forward or direct);
+//! - [`watch`]: wake-ups when the StatefulSet or its pods change, for the engine's waits.
+
+pub mod live;
+pub mod lock;
+pub mod members;
+pub mod watch;
+pub mod write;
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, ResourceExt};
+use thiserror::Error;
+
+use crate::manifest::{self, ZkStatefulSet};
+
+pub use live::{observed_latest, Live, LivePod};
+pub use lock::Lock;
+pub use members::Connect;
+pub use watch::Changes;
+
+/// The one field manager zkscale writes with.
+pub const FIELD_MANAGER: &str = "kubectl-zkscale";
+/// Annotation on the StatefulSet recording the operation in progress (resume reads it).
+pub const OPERATION_ANNOTATION: &str = "zkscale.io/operation";
+/// Annotation with the last outcome, for humans and pipelines reading the object.
+pub const STATUS_ANNOTATION: &str = "zkscale.io/status";
+
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    #[error("Kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+    #[error("no StatefulSet {name} in namespace {namespace}")]
+    NotFound { namespace: String, name: String },
+    #[error("no bitnami ZooKeeper StatefulSet in namespace {namespace}{hint}")]
+    NoneFound { namespace: String, hint: String },
+    #[error(
+        "{count} bitnami ZooKeeper StatefulSets in namespace {namespace}: {candidates}; choose one with --statefulset or --release",
+        count = candidates.len(),
+        candidates = candidates.join(", ")
+    )]
+    Ambiguous {
+        namespace: String,
+        candidates: Vec<String>,
+    },
+    #[error("StatefulSet {namespace}/{name} is not a bitnami ZooKeeper StatefulSet: {reason}")]
+    NotZooKeeper {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    #[error("another zkscale run holds the lock on {namespace}/{name}: {holder}, since {since}; it expires {expires}")]
+    LockHeld {
+        namespace: String,
+        name: String,
+        holder: String,
+        since: String,
+        expires: String,
+    },
+    #[error("lost the lock on {0}: another run took it over")]
+    LockLost(String),
+    #[error("StatefulSet {0} changed while zkscale was working on it; re-run to continue from its new state")]
+    Conflict(String),
+}
+
+/// Where to find the cluster, as kubectl plugins take it.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// A client and the namespace to work in (flag, else the context's, else `default`).
+pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> {
+    let opts = KubeConfigOptions {
+        context: access.context.clone(),
+        ..Default::default()
+    };
+    let err = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
+    let config = match (&access.kubeconfig, &access.context) {
+        (Some(path), _) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| err(&format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(|e| err(&e))?
+        }
+        // KUBECONFIG (a path list, merged) or ~/.kube/config.
+        (None, Some(_)) => Config::from_kubeconfig(&opts).await.map_err(|e| err(&e))?,
+        // The same, or the in-cluster service account (a pipeline Job).
+        (None, None) => Config::infer().await.map_err(|e| err(&e))?,
+    };
+    let namespace = access
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client = Client::try_from(config).map_err(ClusterError::Api)?;
+    Ok((client, namespace))
+}
+
+/// Which StatefulSet to work on.
+#[derive(Debug, Clone)]
+pub enum Selector {
+    StatefulSet(String),
+    /// Helm release name: `app.kubernetes.io/instance=<release>`.
+    Release(String),
+    /// The only bitnami ZooKeeper StatefulSet in the namespace.
+    Auto,
+}
+
+/// One StatefulSet in one namespace, and the client to reach it.
+#[derive(Clone)]
+pub struct Target {
+    client: Client,
+    namespace: String,
+    name: String,
+}
+
+impl Target {
+    pub fn new(client: Client, namespace: impl Into<String>, name: impl Into<String>) -> Target {
+        Target {
+            client,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `namespace/name`, as messages name it.
+    pub fn display(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    fn statefulsets(&self) -> Api<StatefulSet> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({}/{})", self.namespace, self.name)
+    }
+}
+
+/// The bitnami view of a live StatefulSet (the same recogniser the post-renderer uses).
+fn recognise(sts: &StatefulSet) -> Result<ZkStatefulSet, String> {
+    manifest::recognise_live(sts)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            "it has no `app.kubernetes.io/name: zookeeper` label or no container with ZOO_SERVERS"
+                .to_string()
+        })
+}
+
+/// The bitnami ZooKeeper StatefulSet `selector` names in `namespace`.
+pub async fn find(
+    client: &Client,
+    namespace: &str,
+    selector: &Selector,
+) -> Result<Target, ClusterError> {
+    let sts = find_statefulset(client, namespace, selector).await?;
+    Ok(Target::new(client.clone(), namespace, sts.name_any()))
+}
+
+async fn find_statefulset(
+    client: &Client,
+    namespace: &str,
+    selector: &Selector,
+) -> Result<StatefulSet, ClusterError> {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    match selector {
+        Selector::StatefulSet(name) => {
+            let sts = api
+                .get_opt(name)
+                .await?
+                .ok_or_else(|| ClusterError::NotFound {
+                    namespace: namespace.into(),
+                    name: name.clone(),
+                })?;
+            recognise(&sts).map_err(|reason| ClusterError::NotZooKeeper {
+                namespace: namespace.into(),
+                name: name.clone(),
+                reason,
+            })?;
+            Ok(sts)
+        }
+        Selector::Release(_) | Selector::Auto => {
+            let lp = match selector {
+                Selector::Release(r) => ListParams::default().labels(&format!(
+                    "app.kubernetes.io/name=zookeeper,app.kubernetes.io/instance={r}"
+                )),
+                _ => ListParams::default().labels("app.kubernetes.io/name=zookeeper"),
+            };
+            let mut found: Vec<StatefulSet> = api
+                .list(&lp)
+                .await?
+                .items
+                .into_iter()
+                .filter(|s| recognise(s).is_ok())
+                .collect();
+            match found.len() {
+                1 => Ok(found.remove(0)),
+                0 => Err(ClusterError::NoneFound {
+                    namespace: namespace.into(),
+                    hint: match selector {
+                        Selector::Release(r) => format!(" for release {r}"),
+                        _ => " (use -n to choose the namespace)".into(),
+                    },
+                }),
+                _ => Err(ClusterError::Ambiguous {
+                    namespace: namespace.into(),
+                    candidates: found.iter().map(|s| s.name_any()).collect(),
+                }),
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The named conditions the engine waits for (in the spirit of kube-runtime's
+//! `wait::conditions`): each is a [`Condition`] the one loop in [`super::wait`] tests.
+
+use crate::cluster::{self, Live};
+use crate::plan::Expect;
+use crate::zk::{self, Baseline, Mode, Probe, Verdict};
+
+use super::snapshot::{Snapshot, WRITE_LAG};
+use super::wait::{Check, Condition, Kind};
+
+/// The full health verdict for the StatefulSet's list (see [`zk::verdict`]), compared with
+/// `baseline` when given. Exact zxids on the first look; under steady client writes members are
+/// asked at slightly different moments, so from the second look on a small lag within the
+/// leader's epoch is accepted (znode counts are then held to the baseline, not to each other).
+pub fn healthy<'a>(
+    name: &str,
+    baseline: Option<Baseline>,
+    size: Option<u32>,
+) -> Condition<'a, Verdict> {
+    Condition::new(name, true, Kind::Gate { size }, move |snap, look| {
+        let lag = if look.n == 0 { 0 } else { WRITE_LAG };
+        let v = snap.verdict(baseline, lag);
+        if v.healthy {
+            let detail = v.summary();
+            Check::Met(v, detail)
+        } else {
+            Check::NotYet(v.summary())
+        }
+    })
+}
+
+/// The member in pod `ordinal` (server `id`) meets `expect` (see [`Expect`]); with
+/// `not_leader`, that server must no longer lead.
+pub fn member<'a>(
+    ordinal: u32,
+    id: u32,
+    expect: Expect,
+    not_leader: Option<u32>,
+) -> Condition<'a, ()> {
+    let name = match expect {
+        Expect::Follow => format!("server {id} follows the leader, synced"),
+        Expect::Election => format!("a leader after the election; server {id} in it, synced"),
+        Expect::Deferred => format!("server {id} up (waits for the rest of the step)"),
+        Expect::Standalone => format!("server {id} serves standalone"),
+    };
+    Condition::new(name, true, Kind::Wait, move |snap, _| {
+        let r = match expect {
+            Expect::Deferred => match snap.probe(ordinal) {
+                Some(Probe::Serving { .. } | Probe::NotServing) => Ok(()),
+                Some(Probe::Unreachable { error }) => Err(error.clone()),
+                None => Err("no pod".into()),
+            },
+            Expect::Standalone => match snap.probe(ordinal) {
+                Some(Probe::Serving { srvr, .. }) if srvr.mode == Mode::Standalone => Ok(()),
+                other => Err(describe(other)),
+            },
+            Expect::Follow | Expect::Election => in_sync(snap, ordinal, id, not_leader),
+        };
+        into_check(r)
+    })
+}
+
+/// The pod in `ordinal` was recreated (another UID than `old_uid`) and runs.
+pub fn recreated<'a>(pod: &str, ordinal: u32, old_uid: String) -> Condition<'a, ()> {
+    Condition::new(
+        format!("{pod} recreated"),
+        false,
+        Kind::Wait,
+        move |snap, _| {
+            into_check(match snap.live.pods.get(&ordinal) {
+                Some(p) if p.uid != old_uid && p.running => Ok(()),
+                Some(p) if p.uid == old_uid => Err("old pod still terminating".into()),
+                _ => Err("no running pod yet".into()),
+            })
+        },
+    )
+}
+
+/// `present` no longer holds for the live objects (a pod, a claim).
+pub fn gone<'a>(
+    what: impl Into<String>,
+    present: impl Fn(&Live) -> bool + Send + 'a,
+) -> Condition<'a, ()> {
+    Condition::new(what, false, Kind::Wait, move |snap, _| {
+        into_check(if present(&snap.live) {
+            Err("still there".into())
+        } else {
+            Ok(())
+        })
+    })
+}
+
+/// The StatefulSet controller has seen the latest spec, so pods on an older template show as
+/// outdated.
+pub fn controller_caught_up<'a>() -> Condition<'a, ()> {
+    Condition::new(
+        "the StatefulSet controller sees the new template",
+        false,
+        Kind::Wait,
+        |snap, _| {
+            into_check(if cluster::observed_latest(&snap.live.sts) {
+                Ok(())
+            } else {
+                Err("status.observedGeneration behind".into())
+            })
+        },
+    )
+}
+
+fn into_check(r: Result<(), String>) -> Check<()> {
+    match r {
+        Ok(()) => Check::Met((), String::new()),
+        Err(why) => Check::NotYet(why),
+    }
+}
+
+pub(super) fn describe(probe: Option<&Probe>) -> String {
+    match probe {
+        None => "no pod".into(),
+        Some(Probe::Unreachable { error }) => format!("unreachable: {error}"),
+        Some(Probe::NotServing) => "not serving".into(),
+        Some(Probe::Serving { srvr, .. }) => format!("mode {}", srvr.mode.as_str()),
+    }
+}
+
+/// The member follows the one serving leader (or is it) and is synced with it
+/// ([`zk::follower_synced`]), and the leader counts every serving follower as synced. `Mode`
+/// alone is not enough: during a step an old member can still say `leader` while the others
+/// elected another, hence "exactly one".
+pub(super) fn in_sync(
+    snap: &Snapshot,
+    ordinal: u32,
+    id: u32,
+    not_leader: Option<u32>,
+) -> Result<(), String> {
+    let leaders = snap.serving_leaders();
+    let [(leader, lsrvr, lmntr)] = leaders.as_slice() else {
+        return Err(format!("{} serving leaders", leaders.len()));
+    };
+    if not_leader == Some(*leader) {
+        return Err(format!("server {leader} still leads"));
+    }
+    let followers = snap
+        .members
+        .iter()
+        .filter(|(_, _, m)| matches!(&m.probe, Probe::Serving { srvr, .. } if srvr.mode == Mode::Follower))
+        .count() as u64;
+    let synced = lmntr.synced_followers().unwrap_or(0);
+    if synced < followers {
+        return Err(format!(
+            "leader {leader} counts {synced} synced followers of {followers} following"
+        ));
+    }
+    if *leader == id {
+        return Ok(());
+    }
+    match snap.probe(ordinal) {
+        Some(Probe::Serving { srvr, .. }) if srvr.mode == Mode::Follower => {
+            if zk::follower_synced(srvr, lsrvr, WRITE_LAG) {
+                Ok(())
+            } else if !zk::zxid_caught_up(srvr.zxid, lsrvr.zxid, WRITE_LAG) {
+                Err(format!(
+                    "zxid {} behind leader {leader}'s {}",
+                    srvr.zxid, lsrvr.zxid
+                ))
+            } else {
+                Err(format!(
+                    "{} znodes, leader has {}",
+                    srvr.node_count, lsrvr.node_count
+                ))
+            }
+        }
+        other => Err(describe(other)),
+    }
+}

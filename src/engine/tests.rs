@@ -1,0 +1,251 @@
+//! The engine's decisions on scenarios (see [`super::fixtures`]): what is "nothing to do", what
+//! the planner is told, and when each named condition is met, with the reason when it is not.
+
+use super::conditions;
+use super::fixtures::{ensemble, servers_env, Scenario};
+use super::nothing_to_do;
+use super::wait::{Check, Look};
+use crate::plan::{self, Action, Expect};
+
+const FIRST: Look = Look {
+    n: 0,
+    overdue: false,
+};
+const LATER: Look = Look {
+    n: 3,
+    overdue: false,
+};
+
+/// The test of `cond` on `s`: `Ok(detail)` when met, `Err(why not)`.
+fn check<T>(
+    cond: super::wait::Condition<'_, T>,
+    s: &Scenario,
+    look: Look,
+) -> Result<String, String> {
+    let mut test = cond.test;
+    match test(&s.snapshot(), look) {
+        Check::Met(_, detail) => Ok(detail),
+        Check::NotYet(why) => Err(why),
+        Check::Stop(e) => Err(format!("stopped: {e}")),
+    }
+}
+
+#[test]
+fn nothing_to_do_only_when_size_list_pods_and_template_all_match() {
+    let live = ensemble(3).live();
+    assert!(nothing_to_do(&live, 3, false));
+    assert!(!nothing_to_do(&live, 4, false), "another size");
+    assert!(!nothing_to_do(&live, 3, true), "a new template");
+    assert!(!nothing_to_do(&ensemble(3).outdated(1).live(), 3, false));
+    assert!(!nothing_to_do(
+        &ensemble(3).operation("{}").live(),
+        3,
+        false
+    ));
+    // A step under way: replicas 4 with the 4-list while the old pods still run the 3-list.
+    let mid = ensemble(3).statefulset(4, 4).new_pod(3).live();
+    assert!(!nothing_to_do(&mid, 4, false));
+    // `kubectl scale` left the list stale: replicas 3, list of 2.
+    assert!(!nothing_to_do(
+        &ensemble(2).statefulset(3, 2).live(),
+        3,
+        false
+    ));
+}
+
+#[test]
+fn the_planner_is_told_ids_views_leader_synced_and_outdated() {
+    let s = ensemble(3).leader(2).outdated(0);
+    let obs = s.snapshot().observed("zk-zookeeper").unwrap();
+    assert_eq!(obs.leader, Some(2));
+    assert_eq!(obs.synced, [1, 2, 3].into());
+    assert_eq!(obs.replicas, 3);
+    assert_eq!(obs.outdated, [0].into());
+    let ids: Vec<(u32, u32, usize)> = obs
+        .pods
+        .iter()
+        .map(|p| (p.ordinal, p.id, p.view.len()))
+        .collect();
+    assert_eq!(ids, [(0, 1, 3), (1, 2, 3), (2, 3, 3)]);
+
+    // Synced means the one definition: a little behind under writes is synced, far is not.
+    let obs = ensemble(3)
+        .lagging(0, 100)
+        .lagging(1, 5_000)
+        .snapshot()
+        .observed("zk-zookeeper")
+        .unwrap();
+    assert_eq!(obs.synced, [1, 3].into());
+    // A pod being deleted is not a member any more; a pod not answering is not running.
+    let obs = ensemble(3)
+        .deleting(0)
+        .unreachable(1)
+        .snapshot()
+        .observed("zk-zookeeper")
+        .unwrap();
+    let pods: Vec<(u32, bool)> = obs.pods.iter().map(|p| (p.ordinal, p.running)).collect();
+    assert_eq!(pods, [(1, false), (2, true)]);
+}
+
+#[test]
+fn a_pod_runs_as_the_id_its_own_list_gives_it() {
+    // Mid-step: pod 3 is new (4-list), pods 0..2 still run the 3-list; ids by address.
+    let snap = ensemble(3).statefulset(4, 4).new_pod(3).snapshot();
+    let ids: Vec<u32> = snap.live.pods.values().map(|p| snap.pod_id(p)).collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    assert_eq!(snap.live.zk.servers_env, servers_env(4));
+}
+
+#[test]
+fn snapshot_to_plan_of_a_settled_ensemble() {
+    let obs = ensemble(3).snapshot().observed("zk-zookeeper").unwrap();
+    let p = plan::plan(&obs, 4).unwrap();
+    assert_eq!((p.from, p.to, p.steps.len()), (3, 4, 1));
+    assert!(matches!(
+        p.steps[0].actions[0],
+        Action::ApplySpec { replicas: 4, .. }
+    ));
+    assert!(
+        plan::plan(&obs, 3).unwrap().is_empty(),
+        "nothing to do plans nothing"
+    );
+    // Mid-step 2→3 (pod 2 new on the 3-list, the others still on the 2-list): the planner
+    // finishes that step first.
+    let obs = ensemble(3)
+        .leader(2)
+        .pod_list(0, 2)
+        .pod_list(1, 2)
+        .snapshot()
+        .observed("zk-zookeeper")
+        .unwrap();
+    let p = plan::plan(&obs, 3).unwrap();
+    assert_eq!((p.from, p.steps.len(), p.steps[0].resumed), (2, 1, true));
+    assert!(p.steps[0]
+        .actions
+        .iter()
+        .all(|a| matches!(a, Action::Restart { ordinal: 0 | 1, .. })));
+    // An outdated pod at an unchanged size: a roll-out of its own.
+    let obs = ensemble(3)
+        .outdated(0)
+        .snapshot()
+        .observed("zk-zookeeper")
+        .unwrap();
+    let p = plan::plan(&obs, 3).unwrap();
+    assert_eq!((p.steps.len(), p.steps[0].from, p.steps[0].to), (1, 3, 3));
+}
+
+#[test]
+fn healthy_gate_exact_first_then_tolerates_writes_in_flight() {
+    let quiet = ensemble(3);
+    assert!(check(conditions::healthy("g", None, None), &quiet, FIRST)
+        .unwrap()
+        .starts_with("healthy: voters 1, 2, 3, leader 3"));
+    let writing = ensemble(3).lagging(0, 40);
+    let first = check(conditions::healthy("g", None, None), &writing, FIRST).unwrap_err();
+    assert!(first.contains("unhealthy"), "{first}");
+    let later = check(conditions::healthy("g", None, None), &writing, LATER);
+    assert!(later.is_ok(), "{later:?}");
+    // Far behind is unhealthy on any look.
+    assert!(check(
+        conditions::healthy("g", None, None),
+        &ensemble(3).lagging(0, 5_000),
+        LATER
+    )
+    .is_err());
+    // Fewer znodes than before the step: history lost.
+    let before = crate::zk::Baseline {
+        znode_count: 5_000,
+        leader_zxid: crate::zk::Zxid(1),
+    };
+    let why = check(conditions::healthy("g", Some(before), None), &quiet, LATER).unwrap_err();
+    assert!(why.contains("below"), "{why}");
+}
+
+#[test]
+fn a_member_follows_only_the_one_leader_synced() {
+    let follow = |s: &Scenario| check(conditions::member(0, 1, Expect::Follow, None), s, FIRST);
+    assert!(follow(&ensemble(3)).is_ok());
+    // The member is the leader itself: synced by definition.
+    assert!(follow(&ensemble(3).leader(1)).is_ok());
+    assert_eq!(
+        follow(&ensemble(3).not_serving(0)).unwrap_err(),
+        "not serving"
+    );
+    assert!(follow(&ensemble(3).unreachable(0))
+        .unwrap_err()
+        .starts_with("unreachable"));
+    let why = follow(&ensemble(3).lagging(0, 5_000)).unwrap_err();
+    assert!(
+        why.starts_with("zxid 0x") && why.contains("behind leader 3"),
+        "{why}"
+    );
+    let why = follow(&ensemble(3).missing_znodes(0, 600)).unwrap_err();
+    assert_eq!(why, "605 znodes, leader has 1205");
+    let why = follow(&ensemble(3).synced_followers(1)).unwrap_err();
+    assert_eq!(why, "leader 3 counts 1 synced followers of 2 following");
+    // Moving leadership: met only once another server leads.
+    let moved = |s: &Scenario| check(conditions::member(2, 3, Expect::Follow, Some(3)), s, FIRST);
+    assert_eq!(moved(&ensemble(3)).unwrap_err(), "server 3 still leads");
+    assert!(moved(&ensemble(3).leader(2)).is_ok());
+    // Deferred: up is enough; standalone: must say so.
+    assert!(check(
+        conditions::member(0, 1, Expect::Deferred, None),
+        &ensemble(3).not_serving(0),
+        FIRST
+    )
+    .is_ok());
+    assert!(check(
+        conditions::member(0, 1, Expect::Standalone, None),
+        &ensemble(1),
+        FIRST
+    )
+    .is_ok());
+    assert_eq!(
+        check(
+            conditions::member(0, 1, Expect::Standalone, None),
+            &ensemble(3),
+            FIRST
+        )
+        .unwrap_err(),
+        "mode follower"
+    );
+}
+
+#[test]
+fn kubernetes_conditions() {
+    let recreated = |s: &Scenario| {
+        check(
+            conditions::recreated("zk-zookeeper-1", 1, "uid-1".into()),
+            s,
+            FIRST,
+        )
+    };
+    assert_eq!(
+        recreated(&ensemble(3)).unwrap_err(),
+        "old pod still terminating"
+    );
+    assert_eq!(
+        recreated(&ensemble(3).no_pod(1)).unwrap_err(),
+        "no running pod yet"
+    );
+    assert_eq!(
+        recreated(&ensemble(3).recreated(1).pending(1)).unwrap_err(),
+        "no running pod yet"
+    );
+    assert!(recreated(&ensemble(3).recreated(1)).is_ok());
+    let gone = |s: &Scenario| {
+        check(
+            conditions::gone("pod 2 gone", |l| l.pods.contains_key(&2)),
+            s,
+            FIRST,
+        )
+    };
+    assert_eq!(gone(&ensemble(3)).unwrap_err(), "still there");
+    assert!(gone(&ensemble(3).no_pod(2)).is_ok());
+    let caught_up = |s: &Scenario| check(conditions::controller_caught_up(), s, FIRST);
+    assert!(caught_up(&ensemble(3)).is_ok());
+    assert_eq!(
+        caught_up(&ensemble(3).controller_behind()).unwrap_err(),
+        "status.observedGeneration behind"
+    );
+}

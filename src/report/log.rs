@@ -1,0 +1,84 @@
+//! Where post-render progress goes. Helm 3 shows a post-renderer's stderr only when it fails
+//! and Helm 4 never does, so every line also goes to the controlling terminal (when stderr is
+//! not already it) and to a log file; the engine adds Events and a status annotation on the
+//! StatefulSet.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::engine::{Event, Progress};
+
+pub struct PostRenderReporter {
+    start: Instant,
+    /// `(timestamped, sink)`.
+    sinks: Mutex<Vec<(bool, Box<dyn Write + Send>)>>,
+    pub log_path: Option<PathBuf>,
+}
+
+impl PostRenderReporter {
+    /// `log_file`: `--log-file` / `ZKSCALE_LOG_FILE` (`-` for none); default
+    /// `$XDG_STATE_HOME/zkscale/post-render.log`.
+    pub fn new(log_file: Option<PathBuf>) -> PostRenderReporter {
+        let mut sinks: Vec<(bool, Box<dyn Write + Send>)> =
+            vec![(false, Box::new(std::io::stderr()))];
+        if !std::io::stderr().is_terminal() {
+            if let Ok(tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+                sinks.push((false, Box::new(tty)));
+            }
+        }
+        let path = match log_file {
+            Some(p) if p.as_os_str() == "-" => None,
+            Some(p) => Some(p),
+            None => std::env::var_os("XDG_STATE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))
+                .map(|d| d.join("zkscale/post-render.log")),
+        };
+        let mut log_path = None;
+        if let Some(p) = path {
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+            {
+                sinks.push((true, Box::new(f)));
+                log_path = Some(p);
+            }
+        }
+        PostRenderReporter {
+            start: Instant::now(),
+            sinks: Mutex::new(sinks),
+            log_path,
+        }
+    }
+
+    pub fn line(&self, line: &str) {
+        let t = self.start.elapsed().as_secs_f64();
+        let wall = k8s_openapi::jiff::Timestamp::now();
+        if let Ok(mut sinks) = self.sinks.lock() {
+            for (stamped, w) in sinks.iter_mut() {
+                let _ = if *stamped {
+                    writeln!(
+                        w,
+                        "{wall:.0} pid {} [{t:>6.1}s] zkscale: {line}",
+                        std::process::id()
+                    )
+                } else {
+                    writeln!(w, "[{t:>6.1}s] zkscale: {line}")
+                };
+                let _ = w.flush();
+            }
+        }
+    }
+}
+
+impl Progress for PostRenderReporter {
+    fn event(&self, event: &Event) {
+        self.line(&event.to_string());
+    }
+}

@@ -1,0 +1,110 @@
+//! The tables a person reads: `plan` and `status`.
+
+use super::Output;
+use crate::engine::Status;
+
+/// `plan` as text: the steps and each step's actions.
+pub fn print_plan(p: &crate::plan::Plan) {
+    if p.steps.is_empty() {
+        println!("nothing to do: already {} member(s)", p.to);
+        return;
+    }
+    println!(
+        "{} → {} member(s) in {} step(s):",
+        p.from,
+        p.to,
+        p.steps.len()
+    );
+    for s in &p.steps {
+        println!(
+            "step {}→{}{} (predicted elections: {})",
+            s.from,
+            s.to,
+            if s.resumed {
+                " (resumes a step under way)"
+            } else {
+                ""
+            },
+            s.predicted_elections
+        );
+        for a in &s.actions {
+            println!("  {}", serde_json::to_string(a).unwrap_or_default());
+        }
+    }
+}
+
+/// `status` as a table (or JSON).
+pub fn print_status(s: &Status, output: Output) {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{}/{}: {} replica(s), ZOO_SERVERS `{}`",
+        s.namespace,
+        s.statefulset,
+        s.replicas,
+        s.servers.trim_end()
+    );
+    if let Some(op) = &s.operation {
+        println!("operation in progress: {op}");
+    }
+    let rows: Vec<[String; 10]> = s
+        .members
+        .iter()
+        .map(|m| {
+            let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+            [
+                m.pod.clone(),
+                m.ordinal.to_string(),
+                m.server_id
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                opt(&m.address),
+                m.ready.to_string(),
+                m.mode.clone(),
+                opt(&m.zxid),
+                m.znode_count
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                m.synced
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                opt(&m.version),
+            ]
+        })
+        .collect();
+    let header = [
+        "POD",
+        "ORD",
+        "ID",
+        "QUORUM ADDRESS",
+        "READY",
+        "MODE",
+        "ZXID",
+        "ZNODES",
+        "SYNCED",
+        "VERSION",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    println!("{}", line(&header.map(String::from)));
+    for r in &rows {
+        println!("{}", line(r));
+    }
+    println!("verdict: {}", s.verdict.summary());
+}
