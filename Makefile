@@ -52,6 +52,7 @@ PLUGIN_DIR = $(PREFIX)/share/zkscale/helm-plugin
 
 install: build ## kubectl-zkscale on PATH ($(PREFIX)/bin) and the Helm 4 plugin `zkscale` (HELM=...)
 	install -D -m 0755 $(RELEASE_BIN) $(PREFIX)/bin/kubectl-zkscale
+	ln -sf kubectl-zkscale $(PREFIX)/bin/kubectl_complete-zkscale   # kubectl zkscale <TAB> (kubectl 1.26+)
 	rm -rf $(PLUGIN_DIR)
 	install -D -m 0644 plugin.yaml $(PLUGIN_DIR)/plugin.yaml
 	install -D -m 0755 scripts/helm-post-render.sh $(PLUGIN_DIR)/scripts/helm-post-render.sh

@@ -61,7 +61,9 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> Option<Exit> {
     if let Some(e) = e.downcast_ref::<PostRenderError>() {
         return Some(match e {
             PostRenderError::Manifest(_) | PostRenderError::Refused(_) => Exit::Refused,
-            PostRenderError::Engine { source, .. } => Exit::of_error(source.as_ref()),
+            PostRenderError::Engine { source, .. } | PostRenderError::Before { source, .. } => {
+                Exit::of_error(source.as_ref())
+            }
             PostRenderError::Unreachable(_) => Exit::Failed,
         });
     }

@@ -8,9 +8,24 @@ use zkscale::cli::{self, Cli};
 use zkscale::exit::Exit;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    zkscale::telemetry::init(cli.verbosity());
-    match cli::run(cli) {
+    // `kubectl zkscale <TAB>`: kubectl runs `kubectl_complete-zkscale <args…>` (a link to this
+    // binary) for the candidates; `kubectl-zkscale __complete <args…>` does the same.
+    let args: Vec<String> = std::env::args().collect();
+    let called_as = args.first().map(|a| a.rsplit('/').next().unwrap_or(a));
+    let words = match (called_as, args.get(1).map(String::as_str)) {
+        (Some(name), _) if name.starts_with("kubectl_complete-") => Some(&args[1..]),
+        (_, Some("__complete")) => Some(&args[2..]),
+        _ => None,
+    };
+    if let Some(words) = words {
+        for line in cli::complete(words) {
+            println!("{line}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let (job, flags) = Cli::parse().resolve();
+    zkscale::telemetry::init(flags.verbosity());
+    match cli::run(job, flags) {
         Ok(exit) => exit.into(),
         Err(e) => {
             eprintln!("kubectl-zkscale: {e}");

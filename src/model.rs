@@ -52,10 +52,20 @@ pub enum ModelError {
         second: u32,
     },
     #[error(
-        "server entry {positional} has no `::id` but entry {explicit} has one: the image then \
-         requires `::id` on every entry and refuses to start"
+        "server entry {positional} `{entry}` has no `::id` but entry {explicit} has one: the image \
+         then requires `::id` on every entry and refuses to start{hint}",
+        hint = if entry.chars().all(|c| c.is_ascii_digit()) {
+            " (a `;` before it? `;` starts the client address of the entry before, and the \
+             image separates entries by spaces only)"
+        } else {
+            ""
+        }
     )]
-    MixedIdStyles { positional: usize, explicit: usize },
+    MixedIdStyles {
+        positional: usize,
+        explicit: usize,
+        entry: String,
+    },
     #[error(
         "ZOO_SERVERS continues after a line break (`{rest}`); the image reads only the first line"
     )]
@@ -662,6 +672,7 @@ fn parse_env_entry(
                 return Err(ModelError::MixedIdStyles {
                     positional: index,
                     explicit,
+                    entry: entry.to_string(),
                 });
             };
             let bad_id = |reason: &str| ModelError::BadId {
@@ -948,9 +959,13 @@ mod tests {
             e("a:1:2::1 b:1:2"),
             MixedIdStyles {
                 positional: 2,
-                explicit: 1
+                explicit: 1,
+                ..
             }
         ));
+        // The entry is quoted; a bare number points at a `;` that split an entry.
+        let msg = e("h:2888:3888::1;2181 h2:2888:3888::2").to_string();
+        assert!(msg.contains("`2181`") && msg.contains("`;`"), "{msg}");
         assert!(matches!(e("a:1:2::0"), BadId { index: 1, .. }));
         assert!(matches!(e("a:1:2::x"), BadId { .. }));
         assert!(matches!(e("a:1:2::1:observer"), BadId { .. }));

@@ -237,7 +237,8 @@ fn hand_written_forms() {
                 e,
                 ModelError::MixedIdStyles {
                     positional: 1,
-                    explicit: 2
+                    explicit: 2,
+                    ..
                 }
             )
         }),

@@ -1,20 +1,31 @@
-//! The command line of `kubectl-zkscale` (clap) and its dispatch to the two front ends:
-//! [`kubectl`] (`--to N`, `plan`, `status`) and [`post_render`] (the Helm post-renderer). Both
-//! build the engine's options the same way, from the same flags ([`Cli::options`]).
+//! The command line of `kubectl-zkscale` (clap) and its dispatch to the front ends:
+//! [`kubectl`] (`--to N`, `plan`, `status`), [`post_render`] (the Helm post-renderer) and
+//! [`complete`] (shell completion). The engine's options are built in one place
+//! ([`Flags::options`]) for all of them.
+//!
+//! Each subcommand takes only the flags that mean something to it (`completions` takes none,
+//! `post-render` no `-o`/`--release`); flags that several take may also come before the
+//! subcommand, as kubectl plugins are used (`kubectl zkscale -n ns status`): the two are
+//! merged, the one after the subcommand winning.
 
+mod complete;
 mod kubectl;
 mod post_render;
 mod stop;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::cluster::{Access, Connect, Selector};
 use crate::engine::Options;
 use crate::exit::Exit;
+use crate::plan::MAX_ENSEMBLE;
 use crate::report::Output;
+
+pub use complete::complete;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,77 +42,106 @@ change, 4 stopped at a safe size (re-run to resume), 5 `status`: unhealthy."
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Target number of members.
-    #[arg(long, value_name = "N")]
+    /// Scale to this many members, one per step.
+    #[arg(long, value_name = "N", value_parser = members())]
     to: Option<u32>,
-    /// Show the plan; change nothing.
-    #[arg(long)]
+    /// Show the plan for --to; change nothing.
+    #[arg(long, requires = "to")]
     dry_run: bool,
-    /// Start even though the ensemble is not healthy (give the reason; it is logged).
-    #[arg(long, value_name = "REASON", global = true)]
-    force: Option<String>,
-    /// Delete a claim left over from an earlier scale-down instead of refusing (its data is stale).
-    #[arg(long, global = true)]
-    delete_stale_claims: bool,
-    /// Keep the claims of removed members (reported) instead of deleting them.
-    #[arg(long, global = true)]
-    keep_removed_claims: bool,
     #[command(flatten)]
-    global: Global,
+    cluster: ClusterArgs,
+    #[command(flatten)]
+    pick: PickArgs,
+    #[command(flatten)]
+    care: CareArgs,
 }
 
-#[derive(clap::Args, Debug, Clone)]
-struct Global {
+/// Where the cluster is and how to reach it.
+#[derive(Args, Debug, Clone, Default)]
+struct ClusterArgs {
     /// Namespace (default: the context's).
-    #[arg(short = 'n', long, global = true)]
+    #[arg(short = 'n', long)]
     namespace: Option<String>,
     /// kubeconfig context (`--kube-context` too, as Helm spells it).
-    #[arg(long, global = true, visible_alias = "kube-context")]
+    #[arg(long, visible_alias = "kube-context")]
     context: Option<String>,
     /// kubeconfig file (default: KUBECONFIG, a path list, merged; else ~/.kube/config).
-    #[arg(long, global = true)]
+    #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Longest wait for the API server and for any one gate, e.g. 90s, 10m [default: 5m].
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// How four-letter words reach members: through the API server, or straight to pod IPs
+    /// (inside the cluster) [default: port-forward].
+    #[arg(long, value_enum)]
+    connect: Option<Connect>,
+    /// A debug trail on stderr (-v debug, -vv trace; RUST_LOG overrides).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// Which ensemble, and how to print.
+#[derive(Args, Debug, Clone, Default)]
+struct PickArgs {
     /// Helm release (bitnami labels) to work on.
-    #[arg(long, global = true, conflicts_with = "statefulset")]
+    #[arg(long, conflicts_with = "statefulset")]
     release: Option<String>,
     /// StatefulSet to work on (default: the only bitnami ZooKeeper StatefulSet in the namespace).
-    #[arg(long, global = true)]
+    #[arg(long)]
     statefulset: Option<String>,
-    /// Longest wait for any one gate, e.g. 90s, 10m.
-    #[arg(long, global = true, default_value = "5m", value_parser = parse_duration)]
-    timeout: Duration,
-    #[arg(short = 'o', long, global = true, value_enum, default_value = "text")]
-    output: Output,
-    /// How four-letter words reach members: through the API server, or straight to pod IPs
-    /// (inside the cluster).
-    #[arg(long, global = true, value_enum, default_value = "port-forward")]
-    connect: Connect,
-    /// A debug trail on stderr (-v debug, -vv trace; RUST_LOG overrides).
-    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
+    /// Output: lines for people on stderr, or JSON events on stdout (for pipelines) [default: text].
+    #[arg(short = 'o', long, value_enum)]
+    output: Option<Output>,
+}
+
+/// What a change may do.
+#[derive(Args, Debug, Clone, Default)]
+struct CareArgs {
+    /// Start even though the ensemble is not healthy (give the reason; it is logged).
+    #[arg(long, value_name = "REASON")]
+    force: Option<String>,
+    /// Delete a claim left over from an earlier scale-down instead of refusing (its data is stale).
+    #[arg(long)]
+    delete_stale_claims: bool,
+    /// Keep the claims of removed members (reported) instead of deleting them.
+    #[arg(long)]
+    keep_removed_claims: bool,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Show the steps `--to N` would take (changes nothing).
     Plan {
-        #[arg(long, value_name = "N")]
+        /// The size to plan for.
+        #[arg(long, value_name = "N", value_parser = members())]
         to: u32,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        pick: PickArgs,
     },
     /// One row per member and a verdict naming every failed condition.
-    Status,
-    /// Helm post-renderer: manifests on stdin; on a real `helm install/upgrade` the ensemble's
-    /// size and template change is carried out step by step first; the final state on stdout.
-    /// Real upgrade or preview (`helm template`, `--dry-run`, `helm diff`) is read from the helm
-    /// command line above us; --execute / --plan-only override it.
+    Status {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        pick: PickArgs,
+    },
+    /// Helm post-renderer: manifests on stdin, manifests on stdout.
+    ///
+    /// On a real `helm install/upgrade` the ensemble's size and template change is carried out
+    /// step by step first, then the final state is printed. A preview (`helm template`,
+    /// `--dry-run`, `helm diff`) only reads the cluster and prints the live state with the
+    /// change noted. Which one is read from the helm command line above; --execute and
+    /// --plan-only override it.
     PostRender {
         /// Never contact a cluster: check the stream and print it when it holds no bitnami
         /// ZooKeeper StatefulSet; one is refused (exit 3), since without the live ensemble its
         /// size could be a jump for whoever applies the output.
         #[arg(long, conflicts_with_all = ["execute", "plan_only"])]
         offline: bool,
-        /// Never contact a cluster and print nothing on stdout: only check the stream (exit 0
-        /// valid, 3 refused) and list the ZooKeeper StatefulSets found, on stderr.
+        /// Never contact a cluster and print nothing on stdout: only check every document of
+        /// the stream (exit 0 valid, 3 refused) and list its ZooKeeper StatefulSets on stderr.
         #[arg(long, conflicts_with_all = ["execute", "plan_only", "offline"])]
         check: bool,
         /// Carry the change out, whatever the helm command line says.
@@ -114,11 +154,21 @@ enum Command {
         /// $XDG_STATE_HOME/zkscale/post-render.log (~/.local/state/…); `-` for none.
         #[arg(long, env = "ZKSCALE_LOG_FILE", value_name = "FILE")]
         log_file: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        care: CareArgs,
     },
-    /// Shell completions on stdout.
+    /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
 }
 
+/// A member count: 1 to the planner's maximum.
+fn members() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=MAX_ENSEMBLE as i64)
+}
+
+/// `90s`, `10m`, `1.5h`, `500ms`; a number alone is seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -135,37 +185,98 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= MAX_TIMEOUT)
+        .ok_or_else(|| {
+            format!(
+                "`{s}`: longer than the longest timeout, {}h",
+                MAX_TIMEOUT.as_secs() / 3600
+            )
+        })
 }
 
-impl Cli {
+/// The longest `--timeout` (a week: anything longer is a typo).
+const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The flags that apply, merged from before and after the subcommand.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    cluster: ClusterArgs,
+    pick: PickArgs,
+    care: CareArgs,
+}
+
+impl ClusterArgs {
+    fn or(self, before: &ClusterArgs) -> ClusterArgs {
+        ClusterArgs {
+            namespace: self.namespace.or_else(|| before.namespace.clone()),
+            context: self.context.or_else(|| before.context.clone()),
+            kubeconfig: self.kubeconfig.or_else(|| before.kubeconfig.clone()),
+            timeout: self.timeout.or(before.timeout),
+            connect: self.connect.or(before.connect),
+            verbose: self.verbose + before.verbose,
+        }
+    }
+}
+
+impl PickArgs {
+    fn or(self, before: &PickArgs) -> PickArgs {
+        PickArgs {
+            release: self.release.or_else(|| before.release.clone()),
+            statefulset: self.statefulset.or_else(|| before.statefulset.clone()),
+            output: self.output.or(before.output),
+        }
+    }
+}
+
+impl CareArgs {
+    fn or(self, before: &CareArgs) -> CareArgs {
+        CareArgs {
+            force: self.force.or_else(|| before.force.clone()),
+            delete_stale_claims: self.delete_stale_claims || before.delete_stale_claims,
+            keep_removed_claims: self.keep_removed_claims || before.keep_removed_claims,
+        }
+    }
+}
+
+impl Flags {
     pub fn verbosity(&self) -> u8 {
-        self.global.verbose
+        self.cluster.verbose
+    }
+
+    fn timeout(&self) -> Duration {
+        self.cluster.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    fn output(&self) -> Output {
+        self.pick.output.unwrap_or(Output::Text)
     }
 
     /// Where the cluster is, as the flags give it.
     fn access(&self) -> Access {
         Access {
-            kubeconfig: self.global.kubeconfig.clone(),
-            context: self.global.context.clone(),
-            namespace: self.global.namespace.clone(),
+            kubeconfig: self.cluster.kubeconfig.clone(),
+            context: self.cluster.context.clone(),
+            namespace: self.cluster.namespace.clone(),
+            timeout: self.timeout(),
         }
     }
 
-    /// The engine's options from the flags (the one place both front ends get them).
+    /// The engine's options from the flags (the one place every front end gets them).
     fn options(&self, holder: String, wait_for_lock: bool) -> Options {
-        let g = &self.global;
         Options {
-            selector: match (&g.statefulset, &g.release) {
+            selector: match (&self.pick.statefulset, &self.pick.release) {
                 (Some(s), _) => Selector::StatefulSet(s.clone()),
                 (None, Some(r)) => Selector::Release(r.clone()),
                 (None, None) => Selector::Auto,
             },
-            timeout: g.timeout,
-            connect: g.connect,
-            force: self.force.clone(),
-            delete_stale_claims: self.delete_stale_claims,
-            keep_removed_claims: self.keep_removed_claims,
+            timeout: self.timeout(),
+            connect: self.cluster.connect.unwrap_or(Connect::PortForward),
+            force: self.care.force.clone(),
+            delete_stale_claims: self.care.delete_stale_claims,
+            keep_removed_claims: self.care.keep_removed_claims,
             holder,
             wait_for_lock,
             cancel: Default::default(),
@@ -173,20 +284,109 @@ impl Cli {
     }
 }
 
-/// Runs the parsed command line; the exit is decided from the result ([`Exit`]).
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    match &cli.command {
-        Some(Command::Completions { shell }) => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "kubectl-zkscale",
-                &mut std::io::stdout(),
-            );
+/// What the command line asks for.
+pub enum Job {
+    Scale(u32),
+    Plan(u32),
+    Status,
+    PostRender {
+        request: crate::postrender::Request,
+        log_file: Option<PathBuf>,
+    },
+    Completions(clap_complete::Shell),
+    /// Nothing to do: print the help (exit 2).
+    Usage,
+}
+
+impl Cli {
+    /// The job and its flags, those given before the subcommand merged in.
+    pub fn resolve(self) -> (Job, Flags) {
+        let before = Flags {
+            cluster: self.cluster,
+            pick: self.pick,
+            care: self.care,
+        };
+        let with = |cluster: ClusterArgs, pick: PickArgs, care: CareArgs| Flags {
+            cluster: cluster.or(&before.cluster),
+            pick: pick.or(&before.pick),
+            care: care.or(&before.care),
+        };
+        use crate::postrender::Request;
+        match self.command {
+            None => match self.to {
+                Some(to) if self.dry_run => (Job::Plan(to), before),
+                Some(to) => (Job::Scale(to), before),
+                None => (Job::Usage, before),
+            },
+            Some(Command::Plan { to, cluster, pick }) => {
+                (Job::Plan(to), with(cluster, pick, CareArgs::default()))
+            }
+            Some(Command::Status { cluster, pick }) => {
+                (Job::Status, with(cluster, pick, CareArgs::default()))
+            }
+            Some(Command::PostRender {
+                offline,
+                check,
+                execute,
+                plan_only,
+                log_file,
+                cluster,
+                care,
+            }) => {
+                let request = match (offline, check, execute, plan_only) {
+                    (true, ..) => Request::Offline,
+                    (_, true, ..) => Request::Check,
+                    (_, _, true, _) => Request::Execute,
+                    (.., true) => Request::PlanOnly,
+                    _ => Request::Detect,
+                };
+                let flags = with(cluster, PickArgs::default(), care);
+                (Job::PostRender { request, log_file }, flags)
+            }
+            Some(Command::Completions { shell }) => (Job::Completions(shell), before),
+        }
+    }
+}
+
+/// Runs a job; the exit is decided from the result ([`Exit`]).
+pub fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
+    match job {
+        Job::Completions(shell) => {
+            // The name the shell completes: the binary's own (`kubectl zkscale <TAB>` goes
+            // through `kubectl_complete-zkscale`, see `complete`). Both names: the generated
+            // scripts key their subcommand branches on them, and they must agree.
+            let mut cmd = Cli::command()
+                .bin_name("kubectl-zkscale")
+                .display_name("kubectl-zkscale");
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kubectl-zkscale", &mut script);
+            if shell == clap_complete::Shell::Bash {
+                // clap_complete's bash script names its branches for subcommands with every `-`
+                // of the path turned into a subcommand separator, the binary's own name
+                // included, so for `kubectl-zkscale` no branch below the top ever matched.
+                let text = String::from_utf8_lossy(&script)
+                    .replace("kubectl__subcmd__zkscale", "kubectl__zkscale");
+                script = text.into_bytes();
+            }
+            print_all(&script)?;
             Ok(Exit::Ok)
         }
-        Some(Command::PostRender { .. }) => post_render::run(cli),
-        _ => runtime()?.block_on(kubectl::run(cli)),
+        Job::Usage => {
+            let help = Cli::command().render_long_help().to_string();
+            eprintln!("{help}");
+            Ok(Exit::Usage)
+        }
+        Job::PostRender { request, log_file } => post_render::run(request, log_file, &flags),
+        job => runtime()?.block_on(kubectl::run(job, flags)),
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`… | head`) is not an error.
+fn print_all(bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
     }
 }
 
@@ -205,4 +405,66 @@ fn holder() -> String {
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown-host".into());
     format!("kubectl-zkscale {user}@{host} pid {}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in [
+            "99999999999999999999s",
+            "1e400",
+            "inf",
+            "x",
+            "5d",
+            "-1s",
+            "200h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_before_and_after_the_subcommand_merge() {
+        let cli = Cli::try_parse_from([
+            "kubectl-zkscale",
+            "-n",
+            "a",
+            "--timeout",
+            "10s",
+            "status",
+            "--statefulset",
+            "s",
+        ])
+        .unwrap();
+        let (job, flags) = cli.resolve();
+        assert!(matches!(job, Job::Status));
+        assert_eq!(flags.cluster.namespace.as_deref(), Some("a"));
+        assert_eq!(flags.timeout(), Duration::from_secs(10));
+        assert_eq!(flags.pick.statefulset.as_deref(), Some("s"));
+        let cli = Cli::try_parse_from(["kubectl-zkscale", "-n", "a", "status", "-n", "b"]).unwrap();
+        assert_eq!(cli.resolve().1.cluster.namespace.as_deref(), Some("b"));
+        // What a subcommand does not take is refused, not ignored.
+        for line in [
+            &["kubectl-zkscale", "post-render", "-o", "json"][..],
+            &["kubectl-zkscale", "post-render", "--release", "r"],
+            &["kubectl-zkscale", "completions", "bash", "--force", "x"],
+            &["kubectl-zkscale", "--to", "0"],
+            &["kubectl-zkscale", "plan", "--to", "0"],
+            &["kubectl-zkscale", "--to", "16"],
+            &["kubectl-zkscale", "--dry-run"],
+        ] {
+            assert!(Cli::try_parse_from(line).is_err(), "{line:?}");
+        }
+    }
 }

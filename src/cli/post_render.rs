@@ -2,41 +2,21 @@
 //! (a failing post-renderer prints nothing, so Helm aborts without applying half a stream).
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
-use super::{holder, runtime, stop, Cli, Command};
+use super::{holder, runtime, stop, Flags};
 use crate::exit::Exit;
 use crate::postrender::{self, Request, Settings};
 use crate::report::PostRenderReporter;
 
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    let Some(Command::PostRender {
-        offline,
-        check,
-        execute,
-        plan_only,
-        log_file,
-    }) = &cli.command
-    else {
-        unreachable!("dispatched on the post-render command");
-    };
+pub fn run(request: Request, log_file: Option<PathBuf>, flags: &Flags) -> anyhow::Result<Exit> {
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
         .map_err(|e| anyhow::anyhow!("post-render: reading stdin: {e}"))?;
-    let request = match (offline, check, execute, plan_only) {
-        (true, ..) => Request::Offline,
-        (_, true, ..) => Request::Check,
-        (_, _, true, _) => Request::Execute,
-        (.., true) => Request::PlanOnly,
-        _ => Request::Detect,
-    };
     let local = matches!(request, Request::Offline | Request::Check);
     // No cluster, no log file: `--offline`/`--check` report on stderr only.
-    let reporter = PostRenderReporter::new(if local {
-        Some("-".into())
-    } else {
-        log_file.clone()
-    });
+    let reporter = PostRenderReporter::new(if local { Some("-".into()) } else { log_file });
     let caller = if local { None } else { postrender::detect() };
     let holder = format!(
         "{} (post-render{})",
@@ -48,8 +28,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     );
     let settings = Settings {
         request,
-        access: cli.access(),
-        engine: cli.options(holder, true),
+        access: flags.access(),
+        engine: flags.options(holder, true),
     };
     let result = runtime()?.block_on(async {
         if !local {

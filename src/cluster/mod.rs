@@ -39,7 +39,10 @@ pub const STATUS_ANNOTATION: &str = "zkscale.io/status";
 pub enum ClusterError {
     #[error("kubeconfig: {0}")]
     Config(String),
-    #[error("Kubernetes API: {0}")]
+    /// The first request found no API server answering (where, and why).
+    #[error("cannot reach the Kubernetes API at {server}: {cause}")]
+    Unreachable { server: String, cause: String },
+    #[error("Kubernetes API: {}", describe(.0))]
     Api(#[from] kube::Error),
     #[error("no StatefulSet {name} in namespace {namespace}")]
     NotFound { namespace: String, name: String },
@@ -74,40 +77,149 @@ pub enum ClusterError {
     Conflict(String),
 }
 
+/// A Kubernetes client error for people: an API refusal as its HTTP code, reason and message;
+/// anything else as the error and each of its causes, said once (`client error (Connect): tcp
+/// connect error: Connection refused`), not a debug dump.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let reason = if s.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", s.reason)
+            };
+            let message = if s.message.is_empty() {
+                "no message"
+            } else {
+                s.message.as_str()
+            };
+            format!("HTTP {}{reason}: {message}", s.code)
+        }
+        other => causes(other),
+    }
+}
+
+/// An error and its sources, joined, each text once.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = c.source();
+    }
+    parts.join(": ")
+}
+
 /// Where to find the cluster, as kubectl plugins take it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Access {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub namespace: Option<String>,
+    /// How long the first contact with the API server may take.
+    pub timeout: std::time::Duration,
 }
 
-/// A client and the namespace to work in (flag, else the context's, else `default`).
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            kubeconfig: None,
+            context: None,
+            namespace: None,
+            timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// The kubeconfig as kubectl reads it: `--kubeconfig`, else every file of the `KUBECONFIG`
+/// path list that exists, merged (missing ones are skipped, as kubectl does), else
+/// `~/.kube/config`; `None` when there is none (then the in-cluster ServiceAccount).
+fn kubeconfig(access: &Access) -> Result<Option<Kubeconfig>, ClusterError> {
+    let read = |p: &std::path::Path| {
+        Kubeconfig::read_from(p).map_err(|e| ClusterError::Config(format!("{}: {e}", p.display())))
+    };
+    if let Some(path) = &access.kubeconfig {
+        return read(path).map(Some);
+    }
+    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let paths: Vec<PathBuf> = std::env::split_paths(&list)
+            .filter(|p| p.is_file())
+            .collect();
+        if paths.is_empty() {
+            return Err(ClusterError::Config(format!(
+                "KUBECONFIG={} names no file that exists",
+                list.to_string_lossy()
+            )));
+        }
+        let mut merged: Option<Kubeconfig> = None;
+        for p in &paths {
+            let next = read(p)?;
+            merged = Some(match merged {
+                None => next,
+                Some(m) => m
+                    .merge(next)
+                    .map_err(|e| ClusterError::Config(format!("{}: {e}", p.display())))?,
+            });
+        }
+        return Ok(merged);
+    }
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"));
+    match home.filter(|p| p.is_file()) {
+        Some(p) => read(&p).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A client and the namespace to work in (flag, else the context's, else `default`). The API
+/// server is asked once, within `access.timeout`, so that a cluster that cannot be reached is
+/// said at once, with where and why, rather than at the first real request.
 pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> {
     let opts = KubeConfigOptions {
         context: access.context.clone(),
         ..Default::default()
     };
     let err = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
-    let config = match (&access.kubeconfig, &access.context) {
-        (Some(path), _) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| err(&format!("{}: {e}", path.display())))?;
-            Config::from_custom_kubeconfig(kc, &opts)
-                .await
-                .map_err(|e| err(&e))?
+    let mut config = match kubeconfig(access)? {
+        Some(kc) => Config::from_custom_kubeconfig(kc, &opts)
+            .await
+            .map_err(|e| err(&e))?,
+        None if access.context.is_some() => {
+            return Err(ClusterError::Config(format!(
+                "no kubeconfig to find context {:?} in",
+                access.context.as_deref().unwrap_or_default()
+            )))
         }
-        // KUBECONFIG (a path list, merged) or ~/.kube/config.
-        (None, Some(_)) => Config::from_kubeconfig(&opts).await.map_err(|e| err(&e))?,
-        // The same, or the in-cluster service account (a pipeline Job).
-        (None, None) => Config::infer().await.map_err(|e| err(&e))?,
+        // The in-cluster ServiceAccount (a pipeline Job).
+        None => Config::incluster().map_err(|e| {
+            ClusterError::Config(format!(
+                "no kubeconfig (KUBECONFIG, ~/.kube/config) and not in a cluster: {e}"
+            ))
+        })?,
     };
+    // A little past the first contact's own bound, which then says what happened.
+    config.connect_timeout = Some(
+        access.timeout.min(std::time::Duration::from_secs(30)) + std::time::Duration::from_secs(1),
+    );
+    let server = config.cluster_url.to_string();
     let namespace = access
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
     let client = Client::try_from(config).map_err(ClusterError::Api)?;
-    Ok((client, namespace))
+    match tokio::time::timeout(access.timeout, client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok((client, namespace)),
+        Ok(Err(e)) => Err(ClusterError::Unreachable {
+            server,
+            cause: describe(&e),
+        }),
+        Err(_) => Err(ClusterError::Unreachable {
+            server,
+            cause: format!("no answer within {:?}", access.timeout),
+        }),
+    }
 }
 
 /// Which StatefulSet to work on.

@@ -130,6 +130,13 @@ pub enum ManifestError {
         line: usize,
         scalar: String,
     },
+    /// A bitnami ZooKeeper StatefulSet inside a `kind: List`.
+    #[error("{doc}: holds the bitnami ZooKeeper StatefulSet {name} as an item of a List; zkscale carries changes out only for a StatefulSet of its own document (render it as one)")]
+    InList { doc: Box<DocRef>, name: String },
+    /// The document holds an integer beyond 64 bits: it reads as YAML, but a rewrite would
+    /// write it as a string.
+    #[error("{doc}: holds an integer beyond 64 bits, which zkscale cannot write back unchanged; it does not rewrite this document (quote the number in the chart)")]
+    BigInteger { doc: Box<DocRef> },
     /// Writing the rewritten document failed, or its text did not read back as the same value.
     #[error("{doc}: cannot re-serialize the rewritten document: {reason}")]
     Emit { doc: Box<DocRef>, reason: String },
@@ -150,7 +157,9 @@ impl ManifestError {
             | ManifestError::Edit { doc, .. }
             | ManifestError::AnnotationChanged { doc }
             | ManifestError::AmbiguousScalar { doc, .. }
-            | ManifestError::Emit { doc, .. } => doc,
+            | ManifestError::Emit { doc, .. }
+            | ManifestError::BigInteger { doc }
+            | ManifestError::InList { doc, .. } => doc,
             ManifestError::DuplicateStatefulSet { second, .. } => second,
             ManifestError::NoSuchDocument { .. } | ManifestError::TooLarge { .. } => return None,
         };

@@ -69,6 +69,7 @@ mod emit;
 mod error;
 mod scan;
 mod split;
+mod value;
 mod zookeeper;
 
 use std::borrow::Cow;
@@ -173,6 +174,8 @@ pub struct Document<'a> {
     start: usize,
     index: u32,
     empty: bool,
+    /// Holds an integer beyond 64 bits (kept as a string in `value`): never rewritten.
+    lossy: bool,
     value: Option<Box<Value>>,
 }
 
@@ -253,14 +256,16 @@ impl<'a> Stream<'a> {
                     start: range.start,
                     text: doc_text,
                     empty: split::is_empty_doc(doc_text),
+                    lossy: false,
                     value: None,
                 }
             })
             .collect();
         match parse_all(&stream.docs, opts.check_syntax) {
             Ok(values) => {
-                for (index, value) in values {
+                for (index, (value, lossy)) in values {
                     stream.docs[index].value = Some(Box::new(value));
+                    stream.docs[index].lossy = lossy;
                 }
             }
             // The first error in stream order, whichever thread found it first.
@@ -318,14 +323,18 @@ impl<'a> Stream<'a> {
         r
     }
 
-    fn parse_doc(&self, index: usize) -> Result<Value, ManifestError> {
-        serde_yaml::from_str(strip_bom(self.docs[index].text))
-            .map_err(|e| self.yaml_error(index, e))
+    fn parse_doc(&self, index: usize) -> Result<(Value, bool), ManifestError> {
+        value::parse(strip_bom(self.docs[index].text)).map_err(|e| self.yaml_error(index, e))
     }
 
     fn yaml_error(&self, index: usize, e: serde_yaml::Error) -> ManifestError {
         let doc = self.doc_ref(index);
-        let message = split::absolute_lines(&e.to_string(), doc.line);
+        let d = &self.docs[index];
+        // Some libyaml errors give a byte position in the document instead of a line: make it
+        // the stream's line and column, like the others.
+        let bom = d.text.len() - strip_bom(d.text).len();
+        let message = split::position_to_line(&e.to_string(), self.text, d.start + bom);
+        let message = split::absolute_lines(&message, doc.line);
         ManifestError::Yaml {
             doc: doc.into(),
             message,
@@ -447,9 +456,12 @@ impl<'a> Stream<'a> {
         if doc.empty {
             return Err(edit_error(edits[0], "the document is empty".into()));
         }
-        let original: Cow<Value> = match doc.value() {
-            Some(v) => Cow::Borrowed(v),
-            None => Cow::Owned(self.parse_doc(index)?),
+        let (original, lossy): (Cow<Value>, bool) = match doc.value() {
+            Some(v) => (Cow::Borrowed(v), doc.lossy),
+            None => {
+                let (v, lossy) = self.parse_doc(index)?;
+                (Cow::Owned(v), lossy)
+            }
         };
         let mut value = original.as_ref().clone();
         for e in edits {
@@ -457,6 +469,11 @@ impl<'a> Stream<'a> {
         }
         if value == *original {
             return Ok(None);
+        }
+        if lossy {
+            return Err(ManifestError::BigInteger {
+                doc: self.doc_ref(index).into(),
+            });
         }
         let ann = filename_annotation(&original);
         if ann.is_some() && ann != filename_annotation(&value) {
@@ -529,16 +546,18 @@ const PARALLEL_MIN_BYTES: usize = 512 * 1024;
 /// independent, and libyaml is the bulk of the time. The candidates' values with their
 /// indices, in order, or the first error in stream order; a thread stops at its first error
 /// (the later documents of its share don't matter then).
+type Parsed = (Value, bool);
+
 fn parse_all(
     docs: &[Document],
     check_syntax: bool,
-) -> Result<Vec<(usize, Value)>, (usize, serde_yaml::Error)> {
-    let work = move |doc: &Document| -> Result<Option<Value>, serde_yaml::Error> {
+) -> Result<Vec<(usize, Parsed)>, (usize, serde_yaml::Error)> {
+    let work = move |doc: &Document| -> Result<Option<Parsed>, serde_yaml::Error> {
         let text = strip_bom(doc.text);
         if doc.empty {
             Ok(None)
         } else if is_candidate(doc.text) {
-            serde_yaml::from_str(text).map(Some)
+            value::parse(text).map(Some)
         } else if check_syntax {
             let check = |t: &str| serde_yaml::from_str::<serde::de::IgnoredAny>(t).map(|_| None);
             // Fast path first; only the full text's verdict can fail the document.
@@ -550,15 +569,16 @@ fn parse_all(
             Ok(None)
         }
     };
-    let run = move |share: &[Document]| -> Result<Vec<(usize, Value)>, (usize, serde_yaml::Error)> {
-        let mut out = Vec::new();
-        for doc in share {
-            if let Some(v) = work(doc).map_err(|e| (doc.index(), e))? {
-                out.push((doc.index(), v));
+    let run =
+        move |share: &[Document]| -> Result<Vec<(usize, Parsed)>, (usize, serde_yaml::Error)> {
+            let mut out = Vec::new();
+            for doc in share {
+                if let Some(v) = work(doc).map_err(|e| (doc.index(), e))? {
+                    out.push((doc.index(), v));
+                }
             }
-        }
-        Ok(out)
-    };
+            Ok(out)
+        };
     // Only what is parsed costs: the bytes of candidates, and of everything with the check on.
     let total: usize = docs
         .iter()

@@ -25,6 +25,21 @@ pub(crate) fn split(text: &str) -> Vec<Range<usize>> {
             starts.push(pos + 1);
         }
     }
+    // A document-end marker `...` ends its document: what follows (a directive such as
+    // `%YAML 1.1` for the next one, or a bare document) is not part of it.
+    let mut ends = text
+        .match_indices("\n...")
+        .map(|(pos, _)| pos + 1)
+        .chain((text[first..].starts_with("...")).then_some(first))
+        .filter(|&at| is_end_marker_at(bytes, at))
+        .filter_map(|at| text[at..].find('\n').map(|nl| at + nl + 1))
+        .filter(|&next| next < text.len())
+        .peekable();
+    if ends.peek().is_some() {
+        starts.extend(ends);
+        starts.sort_unstable();
+        starts.dedup();
+    }
     let mut ranges = Vec::with_capacity(starts.len() + 1);
     // A preamble of only a BOM stays with the first document instead of standing alone.
     let mut prev = 0;
@@ -39,6 +54,15 @@ pub(crate) fn split(text: &str) -> Vec<Range<usize>> {
         ranges.push(prev..text.len());
     }
     ranges
+}
+
+/// Whether a document-end marker (`...` then blank, line break or end) starts at `pos`.
+fn is_end_marker_at(bytes: &[u8], pos: usize) -> bool {
+    bytes.get(pos..pos + 3) == Some(b"...")
+        && matches!(
+            bytes.get(pos + 3),
+            None | Some(b' ' | b'\t' | b'\r' | b'\n')
+        )
 }
 
 /// Whether a document marker (`---` then blank, line break or end) starts at `pos`.
@@ -178,12 +202,39 @@ fn unquote(v: &str) -> String {
 
 /// Rewrites serde_yaml's `line N` positions, which count from the start of the document's
 /// text, into lines of the stream.
+/// `message` with libyaml's `at position N` (a byte offset in the document that starts at
+/// `doc_start` of `text`) written as `at stream line L column C` instead. `absolute_lines`
+/// leaves that line alone: it is already the stream's.
+pub(crate) fn position_to_line(message: &str, text: &str, doc_start: usize) -> String {
+    let Some(i) = message.find("at position ") else {
+        return message.to_string();
+    };
+    let tail = &message[i + "at position ".len()..];
+    let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+    let Ok(n) = tail[..digits].parse::<usize>() else {
+        return message.to_string();
+    };
+    let abs = (doc_start + n).min(text.len());
+    let line = line_of(text.as_bytes(), abs);
+    let line_start = text[..abs].rfind('\n').map_or(0, |j| j + 1);
+    format!(
+        "{}at stream line {line} column {}{}",
+        &message[..i],
+        abs - line_start + 1,
+        &tail[digits..]
+    )
+}
+
 pub(crate) fn absolute_lines(message: &str, first_line: usize) -> String {
     let mut out = String::with_capacity(message.len() + 8);
     let mut rest = message;
     while let Some(i) = rest.find("line ") {
         let (head, tail) = rest.split_at(i + 5);
         out.push_str(head);
+        if head.ends_with("stream line ") {
+            rest = tail;
+            continue;
+        }
         let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
         match tail[..digits].parse::<usize>() {
             Ok(n) if digits > 0 => out.push_str(&(n + first_line - 1).to_string()),
@@ -201,6 +252,18 @@ mod tests {
 
     fn pieces(text: &str) -> Vec<&str> {
         split(text).into_iter().map(|r| &text[r]).collect()
+    }
+
+    #[test]
+    fn a_document_end_marker_ends_the_document() {
+        let text = "a: 1\n...\n%YAML 1.1\n---\nb: 2\n...\nc: 3\n";
+        assert_eq!(
+            pieces(text),
+            ["a: 1\n...\n", "%YAML 1.1\n", "---\nb: 2\n...\n", "c: 3\n"]
+        );
+        // `...` inside a line, or followed by text, is not a marker.
+        assert_eq!(pieces("a: ...\nb: ...x\n").len(), 1);
+        assert_eq!(pieces("...x: 1\n").len(), 1);
     }
 
     #[test]

@@ -156,8 +156,31 @@ pub(crate) fn inspect(
     doc: impl Fn() -> DocRef,
 ) -> Result<Found, ManifestError> {
     match (str_at(value, &["apiVersion"]), str_at(value, &["kind"])) {
-        (Some("apps/v1"), Some("StatefulSet")) => statefulset(doc_index, value, doc),
+        (Some("apps/v1"), Some("StatefulSet")) => statefulset(doc_index, value, &doc),
         (Some("v1"), Some("ConfigMap")) => Ok(scripts(doc_index, value)),
+        // `kind: List` (or `StatefulSetList`): kubectl applies every item. A ZooKeeper
+        // StatefulSet in there would pass to Helm without the steps; refuse it instead.
+        (_, Some(kind)) if kind.ends_with("List") => {
+            for item in value
+                .get("items")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                let item_kind = (str_at(item, &["apiVersion"]), str_at(item, &["kind"]));
+                let is_sts = item_kind.1 == Some("StatefulSet")
+                    || (kind == "StatefulSetList" && item_kind.1.is_none());
+                if is_sts && !matches!(statefulset(doc_index, item, &doc)?, Found::Other) {
+                    return Err(ManifestError::InList {
+                        doc: doc().into(),
+                        name: str_at(item, &["metadata", "name"])
+                            .unwrap_or("?")
+                            .to_string(),
+                    });
+                }
+            }
+            Ok(Found::Other)
+        }
         _ => Ok(Found::Other),
     }
 }
@@ -197,7 +220,7 @@ pub(crate) fn min_server_id(script: &str) -> Option<u32> {
 fn statefulset(
     doc_index: usize,
     value: &Value,
-    doc: impl Fn() -> DocRef,
+    doc: &impl Fn() -> DocRef,
 ) -> Result<Found, ManifestError> {
     let labels = value.get("metadata").and_then(|m| m.get("labels"));
     let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);

@@ -71,6 +71,14 @@ pub enum PostRenderError {
         #[source]
         source: Box<EngineError>,
     },
+    /// The engine's error before it changed anything (reading the ensemble, planning).
+    #[error("{namespace}/{name}: {source}")]
+    Before {
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<EngineError>,
+    },
     #[error("{0}")]
     Refused(String),
     #[error("cannot reach the cluster: {0}")]
@@ -97,9 +105,9 @@ impl PostRenderError {
                     "{namespace}/{name}: {e}. Once fixed, re-run the same `helm upgrade`: it resumes from the live state"
                 ),
             },
-            PostRenderError::Manifest(_) | PostRenderError::Refused(_) => {
-                format!("{self}. Nothing was changed")
-            }
+            PostRenderError::Manifest(_)
+            | PostRenderError::Refused(_)
+            | PostRenderError::Before { .. } => format!("{self}. Nothing was changed"),
             PostRenderError::Unreachable(_) => self.to_string(),
         }
     }
@@ -245,19 +253,19 @@ async fn with_cluster(
             .clone()
             .or_else(|| caller.and_then(|c| c.namespace.clone()))
             .or_else(|| non_empty_env("HELM_NAMESPACE")),
+        // `helm template` must not hang on a cluster that does not answer.
+        timeout: given.timeout.min(REACH),
     };
-    let connected = tokio::time::timeout(REACH, cluster::connect(&access)).await;
-    let (client, default_ns) = match connected {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(unreachable(intent, e.to_string())),
-        Err(_) => return Err(unreachable(intent, format!("no answer in {REACH:?}"))),
-    };
+    let (client, default_ns) = cluster::connect(&access)
+        .await
+        .map_err(|e| unreachable(intent, e.to_string()))?;
+    let reach = access.timeout;
     let mut live_state = LiveState::default();
     for z in stream.zookeepers() {
         let namespace = z.namespace.clone().unwrap_or_else(|| default_ns.clone());
         let api: Api<k8s_openapi::api::apps::v1::StatefulSet> =
             Api::namespaced(client.clone(), &namespace);
-        let live = match tokio::time::timeout(REACH, api.get_opt(&z.name)).await {
+        let live = match tokio::time::timeout(reach, api.get_opt(&z.name)).await {
             Ok(Ok(l)) => l,
             Ok(Err(e)) if is_connection_error(&e) => {
                 return Err(unreachable(intent, e.to_string()))
@@ -266,7 +274,7 @@ async fn with_cluster(
             Err(_) => {
                 return Err(unreachable(
                     intent,
-                    format!("no answer in {REACH:?} reading {namespace}/{}", z.name),
+                    format!("no answer in {reach:?} reading {namespace}/{}", z.name),
                 ))
             }
         };
@@ -312,7 +320,7 @@ async fn with_cluster(
     Ok(manifest::rewrite(stream, Some(&live_state))?.output)
 }
 
-/// How long reaching the cluster may take before a preview gives up on it.
+/// The longest reaching the cluster may take (`--timeout` when shorter).
 const REACH: Duration = Duration::from_secs(15);
 
 /// How long a preview waits for a plan (an election or a syncing follower resolves quickly;
@@ -429,6 +437,12 @@ async fn ensemble(
     progress: &dyn Progress,
 ) -> Result<Declared, PostRenderError> {
     let err = |e: EngineError| engine_err(namespace, name, e);
+    // Until the engine's run starts, nothing has changed, whatever went wrong.
+    let before = |e: EngineError| PostRenderError::Before {
+        namespace: namespace.into(),
+        name: name.into(),
+        source: Box::new(e),
+    };
     let preview = intent != Intent::Execute;
     let base = &settings.engine;
     let opts = Options {
@@ -443,8 +457,8 @@ async fn ensemble(
     };
     let engine = Engine::new(client.clone(), namespace.into(), opts, progress)
         .await
-        .map_err(err)?;
-    let live = engine.target().read().await.map_err(|e| err(e.into()))?;
+        .map_err(before)?;
+    let live = engine.target().read().await.map_err(|e| before(e.into()))?;
     let as_live =
         |live: &cluster::Live| Declared::live(live.replicas() as i32, &live.zk.servers_env);
     let changes = match engine.template_changes(&live, template).await {
@@ -462,7 +476,7 @@ async fn ensemble(
             });
             false
         }
-        Err(e) => return Err(err(e)),
+        Err(e) => return Err(before(e)),
     };
     if engine::nothing_to_do(&live, target, changes) {
         // Nothing for the engine: no lock, no gate (an unrelated change to the release must not

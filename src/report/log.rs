@@ -37,24 +37,37 @@ impl PostRenderReporter {
                 .map(|d| d.join("zkscale/post-render.log")),
         };
         let mut log_path = None;
+        let mut unwritable = None;
         if let Some(p) = path {
-            if let Some(dir) = p.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            if let Ok(f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&p)
-            {
-                sinks.push((true, Box::new(f)));
-                log_path = Some(p);
+            let opened = p
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&p)
+                });
+            match opened {
+                Ok(f) => {
+                    sinks.push((true, Box::new(f)));
+                    log_path = Some(p);
+                }
+                Err(e) => unwritable = Some(format!("{}: {e}", p.display())),
             }
         }
-        PostRenderReporter {
+        let reporter = PostRenderReporter {
             start: Instant::now(),
             sinks: Mutex::new(sinks),
             log_path,
+        };
+        if let Some(why) = unwritable {
+            // Not a reason to stop a run, but never silent: the log is where Helm 4 users look.
+            reporter.line(&format!(
+                "WARNING: cannot write the log file {why}; progress goes to stderr and the terminal only"
+            ));
         }
+        reporter
     }
 
     pub fn line(&self, line: &str) {

@@ -1,22 +1,37 @@
 //! The tables a person reads: `plan` and `status`.
 
+use std::io::Write;
+
 use super::Output;
 use crate::engine::Status;
+
+/// One line (or block) on stdout; a reader that went away (`… | head`) is not an error.
+pub fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|_| out.flush());
+}
+
+/// [`print`] with `format!` arguments.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        print(&format!($($arg)*))
+    };
+}
 
 /// `plan` as text: the steps and each step's actions.
 pub fn print_plan(p: &crate::plan::Plan) {
     if p.steps.is_empty() {
-        println!("nothing to do: already {} member(s)", p.to);
+        out!("nothing to do: already {} member(s)", p.to);
         return;
     }
-    println!(
+    out!(
         "{} → {} member(s) in {} step(s):",
         p.from,
         p.to,
         p.steps.len()
     );
     for s in &p.steps {
-        println!(
+        out!(
             "step {}→{}{} (predicted elections: {})",
             s.from,
             s.to,
@@ -28,7 +43,7 @@ pub fn print_plan(p: &crate::plan::Plan) {
             s.predicted_elections
         );
         for a in &s.actions {
-            println!("  {}", serde_json::to_string(a).unwrap_or_default());
+            out!("  {}", serde_json::to_string(a).unwrap_or_default());
         }
     }
 }
@@ -36,10 +51,10 @@ pub fn print_plan(p: &crate::plan::Plan) {
 /// `status` as a table (or JSON).
 pub fn print_status(s: &Status, output: Output) {
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
         return;
     }
-    println!(
+    out!(
         "{}/{}: {} replica(s), ZOO_SERVERS `{}`",
         s.namespace,
         s.statefulset,
@@ -47,7 +62,7 @@ pub fn print_status(s: &Status, output: Output) {
         s.servers.trim_end()
     );
     if let Some(op) = &s.operation {
-        println!("operation in progress: {op}");
+        out!("operation in progress: {op}");
     }
     let rows: Vec<[String; 10]> = s
         .members
@@ -102,9 +117,9 @@ pub fn print_status(s: &Status, output: Output) {
             .trim_end()
             .to_string()
     };
-    println!("{}", line(&header.map(String::from)));
+    out!("{}", line(&header.map(String::from)));
     for r in &rows {
-        println!("{}", line(r));
+        out!("{}", line(r));
     }
-    println!("verdict: {}", s.verdict.summary());
+    out!("verdict: {}", s.verdict.summary());
 }

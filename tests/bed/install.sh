@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, into a cache outside the clone (default ~/.cache/zkscale),
 # so CI runs and later sessions reuse it. Idempotent: each part is skipped when present.
-#   install.sh [zookeeper|zookeeper-debian|k8s|kwok|helm|kustomize|all]...   (all: what the tests need)
+#   install.sh [zookeeper|zookeeper-debian|shells|k8s|kwok|helm|kustomize|all]...   (all: what the tests need)
 # Prints nothing on stdout but the cache paths asked for by `install.sh env`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -103,6 +103,15 @@ zookeeper_debian() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$ZK_DEBIAN_PACKAGE" >&2
 }
 
+# zsh and fish (bash is there): the shell-completion tests run the real shells.
+shells() {
+  command -v zsh >/dev/null && command -v fish >/dev/null && return 0
+  log "installing Debian packages zsh fish"
+  local sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq >&2 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends zsh fish >&2
+}
+
 env_out() {
   cat <<ENV
 ZKSCALE_CACHE=$CACHE
@@ -124,7 +133,8 @@ for part in "$@"; do
     kwok) timed kwok ;;
     helm) timed helm ;;
     kustomize) timed kustomize ;;
-    all) timed zookeeper; timed zookeeper_debian; timed helm; timed kwok; timed k8s ;;
+    shells) timed shells ;;
+    all) timed zookeeper; timed zookeeper_debian; timed shells; timed helm; timed kwok; timed k8s ;;
     env) env_out ;;
     *) echo "unknown part: $part" >&2; exit 2 ;;
   esac
