@@ -44,7 +44,17 @@ bench: testbed-up ## benchmarks that print figures (nothing is asserted about ti
 	$(CARGO) bench --bench post_render
 	$(CARGO) bench --bench scale
 
+faults: testbed-up ## every mid-step fault e2e (make test runs one of them)
+	$(CARGO) test --test e2e_faults -- --ignored --test-threads=1
+
+dist: ## release artifacts for this platform in dist/: archive, sha256, krew manifest, Helm plugin package
+	HELM=$(HELM4) packaging/dist.sh
+
+fuzz: ## libFuzzer on the parsers of untrusted text (nightly; FUZZ_SECONDS per target, default 60)
+	tests/fuzz.sh
+
 PREFIX ?= $(HOME)/.local
+HELM4 ?= $${ZKSCALE_CACHE:-$$HOME/.cache/zkscale}/helm4/helm
 HELM ?= helm
 RELEASE_BIN = $${CARGO_TARGET_DIR:-target}/release/kubectl-zkscale
 # `helm plugin install <dir>` links the directory into $$HELM_DATA_HOME/plugins, so it must stay.
@@ -66,4 +76,4 @@ install: build ## kubectl-zkscale on PATH ($(PREFIX)/bin) and the Helm 4 plugin 
 	  echo "  helm upgrade ... --post-renderer kubectl-zkscale --post-renderer-args post-render"; \
 	fi
 
-.PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench install
+.PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench faults dist fuzz install

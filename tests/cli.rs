@@ -448,3 +448,24 @@ fn zsh_and_fish_completion() {
         "zsh script names"
     );
 }
+
+#[test]
+fn version_says_what_this_build_is() {
+    let o = run(&["version", "-o", "json"], &[], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert!(!v["commit"].as_str().unwrap().is_empty());
+    assert!(v["build_date"].as_str().unwrap().ends_with('Z'));
+    assert!(v["tested_with"]["kubernetes"]
+        .as_str()
+        .unwrap()
+        .starts_with("v1.33"));
+    let text = String::from_utf8(run(&["version"], &[], b"").stdout).unwrap();
+    assert!(text.contains("tested with Kubernetes v1.33"), "{text}");
+    let short = String::from_utf8(run(&["--version"], &[], b"").stdout).unwrap();
+    assert!(
+        short.starts_with(&format!("kubectl-zkscale {}", env!("CARGO_PKG_VERSION"))),
+        "{short}"
+    );
+}

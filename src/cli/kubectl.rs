@@ -29,6 +29,19 @@ fn json_line(v: &serde_json::Value) {
 async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Result<Exit> {
     let output = flags.output();
     let (client, namespace) = cluster::connect(&flags.access()).await?;
+    if let Job::Guard { .. } = job {
+        let coverage = crate::guard::coverage(&client, &namespace).await;
+        if output == Output::Json {
+            json_line(&serde_json::to_value(&coverage).unwrap_or_default());
+        } else {
+            table::print(&format!("{namespace}: guard {coverage}"));
+        }
+        return Ok(match coverage {
+            c if c.denies() => Exit::Ok,
+            crate::guard::Coverage::Unknown { .. } => Exit::Failed,
+            _ => Exit::Unhealthy,
+        });
+    }
     let opts = flags.options(holder(), false);
     stop::watch(opts.cancel.clone(), false);
     let engine = Engine::new(client, namespace, opts, reporter).await?;
@@ -70,7 +83,11 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
             }
             Ok(Exit::Ok)
         }
-        Job::PostRender { .. } | Job::Completions(_) | Job::Usage => {
+        Job::PostRender { .. }
+        | Job::Completions(_)
+        | Job::Guard { .. }
+        | Job::Version(_)
+        | Job::Usage => {
             unreachable!("dispatched elsewhere")
         }
     }

@@ -31,7 +31,7 @@ pub use complete::complete;
 #[command(
     name = "kubectl-zkscale",
     bin_name = "kubectl zkscale",
-    version,
+    version = crate::version::SHORT,
     args_override_self = true,
     about = "Scale a bitnami ZooKeeper ensemble one safe step at a time",
     long_about = "Scale a bitnami ZooKeeper ensemble one safe step at a time: one member per step, \
@@ -159,8 +159,40 @@ enum Command {
         #[command(flatten)]
         care: CareArgs,
     },
+    /// The admission guard's manifests on stdout, for `kubectl apply -f -` (or --check).
+    ///
+    /// A ValidatingAdmissionPolicy (and its bindings) with which the API server itself refuses
+    /// unsafe changes to bitnami ZooKeeper StatefulSets from any client: a replica jump of
+    /// more than one member, a replica change ZOO_SERVERS does not follow (kubectl scale), a
+    /// server list giving an existing member another address or id. The same manifests as
+    /// the chart charts/zkscale-guard.
+    Guard {
+        /// Say whether the namespace's ensembles are covered instead (exit 0 refused by the
+        /// API server, 5 not covered or only on trial, 1 cannot tell).
+        #[arg(long)]
+        check: bool,
+        /// What the API server does with an unsafe change (deny, warn, audit; comma-separated)
+        /// [default: deny].
+        #[arg(long, value_enum, value_delimiter = ',')]
+        actions: Vec<crate::guard::Action>,
+        /// Cover only namespaces with these labels, `key=value,…` [default: every namespace].
+        #[arg(long, value_name = "LABELS")]
+        namespace_labels: Option<String>,
+        /// The annotation that forces one change through on purpose (its value the reason)
+        /// [default: zkscale.io/allow-unsafe].
+        #[arg(long, value_name = "KEY")]
+        override_annotation: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
     /// Shell completions on stdout (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
+    /// This build: version, commit, build date, and what it was tested against.
+    Version {
+        /// text, or json for pipelines [default: text].
+        #[arg(short = 'o', long, value_enum)]
+        output: Option<Output>,
+    },
 }
 
 /// A member count: 1 to the planner's maximum.
@@ -294,6 +326,11 @@ pub enum Job {
         log_file: Option<PathBuf>,
     },
     Completions(clap_complete::Shell),
+    Version(Output),
+    Guard {
+        check: bool,
+        values: crate::guard::Values,
+    },
     /// Nothing to do: print the help (exit 2).
     Usage,
 }
@@ -344,6 +381,36 @@ impl Cli {
                 (Job::PostRender { request, log_file }, flags)
             }
             Some(Command::Completions { shell }) => (Job::Completions(shell), before),
+            Some(Command::Version { output }) => {
+                let output = output.or(before.pick.output).unwrap_or(Output::Text);
+                (Job::Version(output), before)
+            }
+            Some(Command::Guard {
+                check,
+                actions,
+                namespace_labels,
+                override_annotation,
+                cluster,
+            }) => {
+                let mut values = crate::guard::Values::default();
+                if !actions.is_empty() {
+                    values.actions = actions;
+                }
+                if let Some(a) = override_annotation {
+                    values.override_annotation = a;
+                }
+                values.namespace_labels = namespace_labels
+                    .iter()
+                    .flat_map(|l| l.split(','))
+                    .filter(|kv| !kv.is_empty())
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, v)) => (k.trim().to_string(), v.trim().to_string()),
+                        None => (kv.trim().to_string(), String::new()),
+                    })
+                    .collect();
+                let flags = with(cluster, PickArgs::default(), CareArgs::default());
+                (Job::Guard { check, values }, flags)
+            }
         }
     }
 }
@@ -371,12 +438,28 @@ pub fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
             print_all(&script)?;
             Ok(Exit::Ok)
         }
+        Job::Version(output) => {
+            let v = crate::version::version();
+            let text = match output {
+                Output::Json => serde_json::to_string_pretty(&v)?,
+                Output::Text => v.to_string(),
+            };
+            print_all(format!("{text}\n").as_bytes())?;
+            Ok(Exit::Ok)
+        }
         Job::Usage => {
             let help = Cli::command().render_long_help().to_string();
             eprintln!("{help}");
             Ok(Exit::Usage)
         }
         Job::PostRender { request, log_file } => post_render::run(request, log_file, &flags),
+        Job::Guard {
+            check: false,
+            values,
+        } => {
+            print_all(crate::guard::manifests(&values).as_bytes())?;
+            Ok(Exit::Ok)
+        }
         job => runtime()?.block_on(kubectl::run(job, flags)),
     }
 }

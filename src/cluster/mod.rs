@@ -77,6 +77,22 @@ pub enum ClusterError {
     Conflict(String),
 }
 
+impl ClusterError {
+    /// An error the API server's absence or overload explains (connection refused or reset,
+    /// a timeout, HTTP 429/500/502/503/504): worth waiting out, since nothing says the request
+    /// was wrong. An API refusal with any other code is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClusterError::Unreachable { .. } => true,
+            ClusterError::Api(kube::Error::Api(s)) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
+            ClusterError::Api(
+                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_),
+            ) => true,
+            _ => false,
+        }
+    }
+}
+
 /// A Kubernetes client error for people: an API refusal as its HTTP code, reason and message;
 /// anything else as the error and each of its causes, said once (`client error (Connect): tcp
 /// connect error: Connection refused`), not a debug dump.

@@ -23,6 +23,11 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The API server was away or overloaded (see [`ClusterError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, EngineError::Cluster(c) if c.is_transient())
+    }
+
     /// What went wrong, without a `Stopped`'s own "stopped at …; re-run" framing: for wrapping
     /// it into another outcome.
     pub(crate) fn into_reason(self) -> String {

@@ -207,10 +207,19 @@ impl<'p> Engine<'p> {
         let lock = self.lock().await?;
         // Renew the lease while working; losing it stops the run (another run may have taken over).
         let renewer = async {
+            let mut renewed = Instant::now();
             loop {
                 tokio::time::sleep(Lock::DURATION / 3).await;
-                if let Err(e) = lock.renew().await {
-                    return e;
+                match lock.renew().await {
+                    Ok(()) => renewed = Instant::now(),
+                    // The API server away: keep trying while the lease still holds.
+                    Err(e)
+                        if e.is_transient()
+                            && renewed.elapsed() < Lock::DURATION - Lock::DURATION / 6 =>
+                    {
+                        tracing::debug!(error = %e, "lease renewal failed; again");
+                    }
+                    Err(e) => return e,
                 }
             }
         };

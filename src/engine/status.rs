@@ -32,6 +32,8 @@ pub struct Status {
     pub members: Vec<MemberStatus>,
     pub verdict: Verdict,
     pub operation: Option<String>,
+    /// Whether the admission guard covers the namespace (unknown when RBAC forbids reading it).
+    pub guard: crate::guard::Coverage,
 }
 
 impl Engine<'_> {
@@ -87,6 +89,7 @@ impl Engine<'_> {
             members,
             verdict,
             operation: snap.live.operation().map(str::to_string),
+            guard: crate::guard::coverage(self.target.client(), self.namespace()).await,
         })
     }
 }

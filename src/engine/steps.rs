@@ -66,7 +66,24 @@ impl Engine<'_> {
             };
             self.check_new_claims(&step).await?;
             started_any = true;
-            let replan = self.execute(&step, target).await?;
+            let replan = match self.execute(&step, target).await {
+                Ok(replan) => replan,
+                // The API server went away mid-step. The step's state is in the cluster, so
+                // once it answers again the planner finishes the step from what it finds, as a
+                // re-run would.
+                Err(e) if e.is_transient() => {
+                    self.emit(Event::Warning {
+                        message: format!(
+                            "lost the API server during step {}→{} ({e}); waiting for it, then resuming from the live state",
+                            step.from, step.to
+                        ),
+                    });
+                    self.api_back().await?;
+                    plan = self.plan(target).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if !replan {
                 let name = format!("post-step {}→{}", step.from, step.to);
                 let v = self
@@ -79,6 +96,23 @@ impl Engine<'_> {
                 just_passed = Some(v);
             }
             plan = self.plan(target).await?;
+        }
+    }
+
+    /// Waits until the API server answers again (up to the timeout).
+    async fn api_back(&self) -> Result<(), EngineError> {
+        let start = std::time::Instant::now();
+        loop {
+            match self.target.read().await {
+                Ok(_) => {
+                    self.wrote();
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() && start.elapsed() < self.opts.timeout => {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

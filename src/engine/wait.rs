@@ -80,7 +80,17 @@ impl Engine<'_> {
         let start = Instant::now();
         let mut n = 0;
         loop {
-            let snap = self.snapshot(cond.members, n == 0).await?;
+            let snap = match self.snapshot(cond.members, n == 0).await {
+                Ok(s) => s,
+                // The API server away for a moment (restarting, overloaded): look again, up to
+                // the same timeout; the condition itself is not the problem.
+                Err(e) if e.is_transient() && start.elapsed() < timeout => {
+                    tracing::debug!(wait = %cond.name, error = %e, "look failed; again");
+                    tokio::time::sleep(OBJECT_POLL.min(MEMBER_POLL * 5)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let overdue = start.elapsed() > timeout;
             let look = Look { n, overdue };
             n += 1;

@@ -122,4 +122,5 @@ pub fn print_status(s: &Status, output: Output) {
         out!("{}", line(r));
     }
     out!("verdict: {}", s.verdict.summary());
+    out!("guard: {}", s.guard);
 }

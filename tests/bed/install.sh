@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need, into a cache outside the clone (default ~/.cache/zkscale),
 # so CI runs and later sessions reuse it. Idempotent: each part is skipped when present.
-#   install.sh [zookeeper|zookeeper-debian|shells|k8s|kwok|helm|kustomize|all]...   (all: what the tests need)
+#   install.sh [zookeeper|zookeeper-debian|shells|k8s|kwok|helm|krew|kustomize|all]...   (all: what the tests need)
 # Prints nothing on stdout but the cache paths asked for by `install.sh env`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,6 +44,17 @@ kwok() {
   log "building kwok v$KWOK_VERSION"
   mkdir -p "$out"
   GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
+}
+
+# krew and its manifest validator, built from their Go module (the distribution test installs
+# the release archive with the real krew).
+krew() {
+  local out="$CACHE/krew-v$KREW_VERSION"
+  [[ -x $out/krew && -x $out/validate-krew-manifest ]] && return 0
+  log "building krew v$KREW_VERSION"
+  mkdir -p "$out"
+  GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/krew/cmd/krew@v$KREW_VERSION" "sigs.k8s.io/krew/cmd/validate-krew-manifest@v$KREW_VERSION"
 }
 
 # kustomize (only the post-render benchmark's yardstick), built from its Go module.
@@ -121,6 +132,7 @@ K8S_BIN=$CACHE/k8s-v$K8S_VERSION
 KWOK_BIN=$CACHE/kwok-v$KWOK_VERSION
 HELM4_BIN=$CACHE/helm4
 HELM3_BIN=$CACHE/helm3
+KREW_BIN=$CACHE/krew-v$KREW_VERSION
 ENV
 }
 
@@ -133,8 +145,9 @@ for part in "$@"; do
     kwok) timed kwok ;;
     helm) timed helm ;;
     kustomize) timed kustomize ;;
+    krew) timed krew ;;
     shells) timed shells ;;
-    all) timed zookeeper; timed zookeeper_debian; timed shells; timed helm; timed kwok; timed k8s ;;
+    all) timed zookeeper; timed zookeeper_debian; timed shells; timed helm; timed krew; timed kwok; timed k8s ;;
     env) env_out ;;
     *) echo "unknown part: $part" >&2; exit 2 ;;
   esac

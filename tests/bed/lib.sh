@@ -11,8 +11,23 @@ log() { echo "[bed $(date +%H:%M:%S)] $*" >&2; }
 start() {
   local name="$1"; shift
   log "starting $name"
-  setsid "$@" >"$BED/logs/$name.log" 2>&1 < /dev/null &
+  mkdir -p "$BED/cmds"
+  printf '%q ' "$@" > "$BED/cmds/$name"   # restart.sh starts it again the same way
+  setsid "$@" >>"$BED/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$BED/pids/$name.pid"
+}
+
+# stop NAME: SIGTERM to its process group, SIGKILL after 10 s.
+stop() {
+  local pid
+  [[ -f "$BED/pids/$1.pid" ]] || return 0
+  pid="$(cat "$BED/pids/$1.pid")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$BED/pids/$1.pid"
 }
 
 wait_for() { # what seconds cmd...
@@ -39,17 +54,8 @@ bed_running() {
 # Stops every component (SIGTERM to its process group, then SIGKILL), runner first so it can stop
 # the ZooKeeper processes it started; then anything still holding the bed's ports or paths.
 bed_stop_all() {
-  local c pid
-  for c in "${COMPONENTS[@]}"; do
-    [[ -f "$BED/pids/$c.pid" ]] || continue
-    pid="$(cat "$BED/pids/$c.pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-      kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-    rm -f "$BED/pids/$c.pid"
-  done
+  local c
+  for c in "${COMPONENTS[@]}"; do stop "$c"; done
   # Anything started from the bed directory (ZooKeeper JVMs of a crashed runner).
   pkill -KILL -f -- "$BED/" 2>/dev/null || true
 }

@@ -34,8 +34,21 @@ start etcd "$K8S_BIN/etcd" --name bed --data-dir "$BED/etcd" \
   --unsafe-no-fsync --quota-backend-bytes=2147483648
 wait_for "etcd" 60 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
+# Audit log: writes to StatefulSets at Metadata level (the guard's audit annotations land there).
+cat > "$BED/audit-policy.yaml" <<'AUDIT'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    resources: [{group: "apps", resources: ["statefulsets", "statefulsets/scale"]}]
+    verbs: ["update", "patch"]
+  - level: None
+AUDIT
+
 # --endpoint-reconciler-type=none: a loopback advertise address is not a valid Endpoints address.
 start kube-apiserver "$K8S_BIN/kube-apiserver" \
+  --audit-policy-file "$BED/audit-policy.yaml" --audit-log-path "$BED/logs/audit.log" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
   --endpoint-reconciler-type none \

@@ -305,3 +305,39 @@ pub fn wait_for<T, F: FnMut() -> Result<T, String>>(what: &str, timeout: Duratio
         }
     }
 }
+
+impl Bed {
+    /// Sends `sig` (`KILL`, `STOP`, `CONT`) to the ZooKeeper process of pod `ns/pod` (the pod
+    /// runner's JVM for it). False when no such process runs.
+    pub fn signal_member(&self, ns: &str, pod: &str, sig: &str) -> bool {
+        let pattern = format!("{}/pods/{ns}/{pod}/", self.runner_state.display());
+        let pids = Command::new("pgrep")
+            .args(["-f", &pattern])
+            .output()
+            .expect("pgrep");
+        let pids = String::from_utf8_lossy(&pids.stdout).to_string();
+        let mut any = false;
+        for pid in pids.split_whitespace() {
+            any |= Command::new("kill")
+                .args([&format!("-{sig}"), pid])
+                .status()
+                .is_ok_and(|s| s.success());
+        }
+        eprintln!(
+            "signal {sig} to {ns}/{pod}: {}",
+            if any { "sent" } else { "no process" }
+        );
+        any
+    }
+
+    /// Restarts one component of the bed's control plane (`kube-apiserver`, …) as up.sh
+    /// started it; returns once it serves again.
+    pub fn restart(&self, component: &str) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bed/restart.sh");
+        let st = Command::new(script)
+            .arg(component)
+            .status()
+            .expect("restart.sh");
+        assert!(st.success(), "restarting {component} failed");
+    }
+}

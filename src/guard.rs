@@ -1,0 +1,273 @@
+//! The admission guard (`charts/zkscale-guard`): a ValidatingAdmissionPolicy that makes the API
+//! server itself refuse unsafe changes to bitnami ZooKeeper StatefulSets from any client. This
+//! module prints its manifests (`kubectl zkscale guard`: the chart's own template, read at
+//! build time, with the values filled in, so the two cannot drift) and tells whether a
+//! namespace is covered (`guard --check`, `status`).
+
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use serde::Serialize;
+
+/// The chart's template (the one source of the guard's manifests).
+const TEMPLATE: &str = include_str!("../charts/zkscale-guard/templates/guard.yaml");
+
+/// The policies the chart installs: the StatefulSet itself, and its scale subresource.
+pub const POLICIES: [&str; 2] = ["zkscale-guard", "zkscale-guard-scale"];
+
+/// What the API server does with an unsafe change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+pub enum Action {
+    Deny,
+    Warn,
+    Audit,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Deny => "Deny",
+            Action::Warn => "Warn",
+            Action::Audit => "Audit",
+        }
+    }
+}
+
+/// The chart's values.
+#[derive(Debug, Clone)]
+pub struct Values {
+    /// `key=value,…` (matchLabels); empty: every namespace.
+    pub namespace_labels: Vec<(String, String)>,
+    pub actions: Vec<Action>,
+    pub override_annotation: String,
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values {
+            namespace_labels: Vec::new(),
+            actions: vec![Action::Deny],
+            override_annotation: "zkscale.io/allow-unsafe".into(),
+        }
+    }
+}
+
+/// The guard's manifests for `values`: the chart's template with the values put in where
+/// Helm would put them.
+pub fn manifests(values: &Values) -> String {
+    let actions: Vec<&str> = values.actions.iter().map(|a| a.as_str()).collect();
+    let selector = if values.namespace_labels.is_empty() {
+        serde_json::json!({})
+    } else {
+        let labels: serde_json::Map<String, serde_json::Value> = values
+            .namespace_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        serde_json::json!({ "matchLabels": labels })
+    };
+    let out = TEMPLATE
+        .replace(
+            "{{ .Values.overrideAnnotation }}",
+            &values.override_annotation,
+        )
+        .replace(
+            "{{ toJson .Values.validationActions }}",
+            &serde_json::to_string(&actions).expect("strings serialize"),
+        )
+        .replace(
+            "{{ toJson .Values.namespaceSelector }}",
+            &serde_json::to_string(&selector).expect("json serializes"),
+        );
+    debug_assert!(
+        !out.contains("{{"),
+        "a chart expression the command does not fill in"
+    );
+    out
+}
+
+/// Whether the guard covers a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "guard", rename_all = "snake_case")]
+pub enum Coverage {
+    /// Both policies bound for this namespace, with these actions.
+    Covered { actions: Vec<String> },
+    /// Not (fully) bound here.
+    NotCovered { why: String },
+    /// Cannot tell (RBAC forbids reading policies, bindings or the namespace).
+    Unknown { why: String },
+}
+
+impl Coverage {
+    /// Covered and refusing (not only warning or auditing).
+    pub fn denies(&self) -> bool {
+        matches!(self, Coverage::Covered { actions } if actions.iter().any(|a| a == "Deny"))
+    }
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Coverage::Covered { actions } if self.denies() => {
+                write!(
+                    f,
+                    "covered ({}): unsafe changes are refused by the API server",
+                    actions.join(", ")
+                )
+            }
+            Coverage::Covered { actions } => write!(
+                f,
+                "on trial ({}): unsafe changes are only reported, not refused",
+                actions.join(", ")
+            ),
+            Coverage::NotCovered { why } => write!(f, "not covered: {why}"),
+            Coverage::Unknown { why } => write!(f, "unknown: {why}"),
+        }
+    }
+}
+
+/// Whether the guard's policies are installed and bound for `namespace`. Never an error: a
+/// read RBAC forbids, or any other failure, is [`Coverage::Unknown`].
+pub async fn coverage(client: &Client, namespace: &str) -> Coverage {
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    let unknown = |what: &str, e: kube::Error| Coverage::Unknown {
+        why: format!("reading {what}: {}", crate::cluster::describe(&e)),
+    };
+    for p in POLICIES {
+        match policies.get_opt(p).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Coverage::NotCovered {
+                    why: format!("no ValidatingAdmissionPolicy {p} (install charts/zkscale-guard, or `kubectl zkscale guard | kubectl apply -f -`)"),
+                }
+            }
+            Err(e) => return unknown("ValidatingAdmissionPolicies", e),
+        }
+    }
+    let labels = match Api::<Namespace>::all(client.clone()).get(namespace).await {
+        Ok(ns) => ns.metadata.labels.unwrap_or_default(),
+        Err(e) => return unknown("the namespace", e),
+    };
+    let all = match bindings.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => return unknown("ValidatingAdmissionPolicyBindings", e),
+    };
+    let mut actions = Vec::new();
+    for p in POLICIES {
+        let bound = all.iter().find(|b| {
+            b.spec.as_ref().is_some_and(|s| {
+                s.policy_name.as_deref() == Some(p)
+                    && selects(
+                        s.match_resources
+                            .as_ref()
+                            .and_then(|m| m.namespace_selector.as_ref()),
+                        &labels,
+                    )
+            })
+        });
+        match bound {
+            Some(b) if p == POLICIES[0] => {
+                actions = b
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.validation_actions.clone())
+                    .unwrap_or_default()
+            }
+            Some(_) => {}
+            None => {
+                return Coverage::NotCovered {
+                    why: format!("no binding of {p} selects namespace {namespace}"),
+                }
+            }
+        }
+    }
+    Coverage::Covered { actions }
+}
+
+/// Whether a label selector (absent or empty: everything) selects `labels`.
+pub fn selects(
+    selector: Option<&LabelSelector>,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let Some(s) = selector else { return true };
+    let labels_ok = s
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = s.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        let has = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => has.is_some_and(|v| values.contains(v)),
+            "NotIn" => has.is_none_or(|v| !values.contains(v)),
+            "Exists" => has.is_some(),
+            "DoesNotExist" => has.is_none(),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_fill_every_value_in() {
+        let v = Values {
+            namespace_labels: vec![("team".into(), "zk".into())],
+            actions: vec![Action::Warn, Action::Audit],
+            override_annotation: "example.com/force".into(),
+        };
+        let text = manifests(&v);
+        assert!(!text.contains("{{"));
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), 4);
+        let binding = &docs[1]["spec"];
+        assert_eq!(
+            binding["validationActions"],
+            serde_yaml::to_value(["Warn", "Audit"]).unwrap()
+        );
+        assert_eq!(
+            binding["matchResources"]["namespaceSelector"]["matchLabels"]["team"],
+            "zk"
+        );
+        assert!(text.contains("'example.com/force' in object.metadata.annotations"));
+        assert!(!text.contains("zkscale.io/allow-unsafe"));
+    }
+
+    #[test]
+    fn label_selectors() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        let labels: std::collections::BTreeMap<String, String> =
+            [("team".to_string(), "zk".to_string())].into();
+        assert!(selects(None, &labels));
+        assert!(selects(Some(&LabelSelector::default()), &labels));
+        let ml = |k: &str, v: &str| LabelSelector {
+            match_labels: Some([(k.to_string(), v.to_string())].into()),
+            ..Default::default()
+        };
+        assert!(selects(Some(&ml("team", "zk")), &labels));
+        assert!(!selects(Some(&ml("team", "web")), &labels));
+        let expr = |op: &str, values: &[&str]| LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "team".into(),
+                operator: op.into(),
+                values: Some(values.iter().map(|s| s.to_string()).collect()),
+            }]),
+            ..Default::default()
+        };
+        assert!(selects(Some(&expr("In", &["zk", "x"])), &labels));
+        assert!(!selects(Some(&expr("NotIn", &["zk"])), &labels));
+        assert!(selects(Some(&expr("Exists", &[])), &labels));
+        assert!(!selects(Some(&expr("DoesNotExist", &[])), &labels));
+    }
+}
