@@ -1,12 +1,15 @@
 //! `cargo bench --bench scale` (needs the test bed: `make testbed-up`; `make bench` does it):
-//! scales the bitnami 1-replica fixture 1→5 and then 5→3 with `kubectl zkscale` (four-letter
-//! words through the API server's port-forward, the default, and again straight to the pod IPs,
-//! `--connect direct`), and for comparison with plain Helm stepping r1→r2→r3 (waiting for the
-//! ensemble between upgrades), while a client writes and every member's `srvr` is polled.
+//! scales the bitnami 1-replica fixture 1→5 and then 5→3 with `kubectl zkscale` by restarts
+//! (four-letter words through the API server's port-forward, the default, and again straight
+//! to the pod IPs, `--connect direct`) and by dynamic reconfiguration (a release with
+//! `ZOO_RECONFIG_ENABLED=yes` and a superuser), and for comparison with plain Helm stepping
+//! r1→r2→r3 (waiting for the ensemble between upgrades), while a client writes and every
+//! member's `srvr` is polled.
 //! Prints a table per step: wall time, leader elections observed (changes of the leader's
-//! epoch), the longest time without an acknowledged write, and for zkscale the members' own
-//! start+sync time (the time its waits spent on pods coming back and members catching up) and
-//! the step's total against it. Prints figures; asserts nothing about time.
+//! epoch), member restarts, and for zkscale the members' own start+sync time (the time its
+//! waits spent on pods coming back and members catching up) and the step's total against it;
+//! then one line per run and direction: total time, elections, restarts, the longest time
+//! without an acknowledged write. Prints figures; asserts nothing about time.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -91,32 +94,78 @@ struct Row {
     step: String,
     secs: f64,
     elections: usize,
+    restarts: Option<usize>,
     own_secs: Option<f64>,
+}
+
+/// One direction of one run, in total.
+struct Total {
+    how: &'static str,
+    way: String,
+    secs: f64,
+    elections: usize,
+    restarts: usize,
+    gap: Duration,
 }
 
 fn elections_between(seen: &[(Instant, u32)], from: Instant, to: Instant) -> usize {
     seen.iter().filter(|(t, _)| *t > from && *t <= to).count()
 }
 
-/// `kubectl zkscale --to <to> --connect <connect>`; a row per step.
-async fn zkscale_to(bed: &Bed, ns: &str, to: u32, connect: &'static str, rows: &mut Vec<Row>) {
+/// How a run changes membership.
+#[derive(Clone, Copy)]
+enum How {
+    Restart { connect: &'static str },
+    Reconfig,
+}
+
+impl How {
+    fn label(self) -> &'static str {
+        match self {
+            How::Restart { connect: "direct" } => "zkscale direct",
+            How::Restart { .. } => "zkscale restart",
+            How::Reconfig => "zkscale reconfig",
+        }
+    }
+}
+
+const SECRET: &str = "zk-super";
+const PASSWORD: &str = "bench-password";
+
+/// `kubectl zkscale --to <to>`; a row per step, and the total.
+async fn zkscale_to(bed: &Bed, ns: &str, to: u32, how: How, rows: &mut Vec<Row>) -> Total {
+    let w = writer(bed, ns);
     let el = Elections::watch(bed, ns);
     std::thread::sleep(Duration::from_secs(1));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"))
-        .args(["-n", ns, "--to", &to.to_string(), "--output", "json"])
-        .args(["--timeout", "5m", "--connect", connect])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-zkscale"));
+    cmd.args(["-n", ns, "--to", &to.to_string(), "--output", "json"])
+        .args(["--timeout", "5m"])
         .env("KUBECONFIG", &bed.kubeconfig)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // (step name, started, member start+sync seconds)
-    let mut steps: Vec<(String, Instant, f64)> = Vec::new();
+        .stderr(Stdio::null());
+    match how {
+        How::Restart { connect } => cmd.args(["--connect", connect, "--method", "restart"]),
+        How::Reconfig => cmd.args(["--zk-auth-secret", SECRET, "--method", "auto"]),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let started = Instant::now();
+    // (step name, started, member start+sync seconds, restarts)
+    let mut steps: Vec<(String, Instant, f64, usize)> = Vec::new();
     let mut end = Instant::now();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap_or_default();
         match v["event"].as_str() {
-            Some("step") => steps.push((format!("{}→{}", v["from"], v["to"]), Instant::now(), 0.0)),
+            Some("step") => {
+                steps.push((format!("{}→{}", v["from"], v["to"]), Instant::now(), 0.0, 0))
+            }
+            Some("action") => {
+                let d = v["description"].as_str().unwrap_or("").trim_start();
+                if d.starts_with("restart ") {
+                    if let Some(s) = steps.last_mut() {
+                        s.3 += 1;
+                    }
+                }
+            }
             Some("gate") => {
                 let name = v["name"].as_str().unwrap_or("");
                 let own = [
@@ -126,6 +175,8 @@ async fn zkscale_to(bed: &Bed, ns: &str, to: u32, connect: &'static str, rows: &
                     "after the election",
                     "serves standalone",
                     "removed",
+                    "without a vote",
+                    "a leader other than",
                 ];
                 if own.iter().any(|o| name.contains(o)) {
                     if let Some(s) = steps.last_mut() {
@@ -143,41 +194,62 @@ async fn zkscale_to(bed: &Bed, ns: &str, to: u32, connect: &'static str, rows: &
     );
     std::thread::sleep(Duration::from_secs(1));
     let seen = el.finish();
-    let how = if connect == "direct" {
-        "zkscale direct"
-    } else {
-        "zkscale"
+    let report = w.stop();
+    let from = steps
+        .first()
+        .map(|s| s.0.split('→').next().unwrap_or("?").to_string());
+    let mut total = Total {
+        how: how.label(),
+        way: format!("{}→{to}", from.unwrap_or_default()),
+        secs: (end - started).as_secs_f64(),
+        elections: elections_between(&seen, started, end),
+        restarts: 0,
+        gap: report.longest_gap,
     };
-    for (i, (name, start, own)) in steps.iter().enumerate() {
+    for (i, (name, start, own, restarts)) in steps.iter().enumerate() {
         let stop = steps.get(i + 1).map(|s| s.1).unwrap_or(end);
+        total.restarts += restarts;
         rows.push(Row {
-            how,
+            how: how.label(),
             step: name.clone(),
             secs: (stop - *start).as_secs_f64(),
             elections: elections_between(&seen, *start, stop),
+            restarts: Some(*restarts),
             own_secs: Some(*own),
         });
     }
+    total
 }
 
-/// 1 → 5 → 3 with a writer; the longest write gap.
-async fn zkscale_run(bed: &Bed, connect: &'static str, rows: &mut Vec<Row>) -> Duration {
-    let zk = bed
-        .ensemble("bench-zkscale")
-        .members(1)
-        .znodes(200)
-        .up()
-        .await;
+/// 1 → 5 → 3 with a writer.
+async fn zkscale_run(bed: &Bed, how: How, rows: &mut Vec<Row>, totals: &mut Vec<Total>) {
+    let mut b = bed.ensemble("bench-zkscale").members(1).znodes(200);
+    if let How::Reconfig = how {
+        let digest = support::zk_ensemble::digest("super", PASSWORD);
+        b = b.env("ZOO_RECONFIG_ENABLED", "yes").env(
+            "JVMFLAGS",
+            &format!("-Dzookeeper.DigestAuthenticationProvider.superDigest={digest}"),
+        );
+    }
+    let zk = b.up().await;
     let ns = zk.ns();
-    let w = writer(bed, ns);
-    zkscale_to(bed, ns, 5, connect, rows).await;
-    zkscale_to(bed, ns, 3, connect, rows).await;
-    let report = w.stop();
+    if let How::Reconfig = how {
+        bed.kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            SECRET,
+            "-n",
+            ns,
+            &format!("--from-literal=password={PASSWORD}"),
+        ]);
+    }
+    totals.push(zkscale_to(bed, ns, 5, how, rows).await);
+    totals.push(zkscale_to(bed, ns, 3, how, rows).await);
     assert_eq!(count_znodes(bed, ns).await, 200);
-    report.longest_gap
 }
 
-async fn helm_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
+async fn helm_run(bed: &Bed, rows: &mut Vec<Row>, totals: &mut Vec<Total>) {
     let zk = bed.ensemble("bench-helm").members(1).znodes(200).up().await;
     let ns = zk.ns();
     let w = writer(bed, ns);
@@ -197,16 +269,25 @@ async fn helm_run(bed: &Bed, rows: &mut Vec<Row>) -> Duration {
     std::thread::sleep(Duration::from_secs(2));
     let seen = el.finish();
     let report = w.stop();
+    let (first, last) = (marks[0].1, marks[marks.len() - 1].2);
     for (step, start, stop) in marks {
         rows.push(Row {
             how: "plain helm",
             step,
             secs: (stop - start).as_secs_f64(),
             elections: elections_between(&seen, start, stop),
+            restarts: None,
             own_secs: None,
         });
     }
-    report.longest_gap
+    totals.push(Total {
+        how: "plain helm",
+        way: "1→3".into(),
+        secs: (last - first).as_secs_f64(),
+        elections: elections_between(&seen, first, last),
+        restarts: 0,
+        gap: report.longest_gap,
+    });
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -219,28 +300,45 @@ async fn main() {
         return;
     }
     let Some(bed) = Bed::get() else { return };
-    let mut rows = Vec::new();
-    let gap_zk = zkscale_run(&bed, "port-forward", &mut rows).await;
-    let gap_direct = zkscale_run(&bed, "direct", &mut rows).await;
-    let gap_helm = helm_run(&bed, &mut rows).await;
+    let (mut rows, mut totals) = (Vec::new(), Vec::new());
+    for how in [
+        How::Restart {
+            connect: "port-forward",
+        },
+        How::Restart { connect: "direct" },
+        How::Reconfig,
+    ] {
+        zkscale_run(&bed, how, &mut rows, &mut totals).await;
+    }
+    helm_run(&bed, &mut rows, &mut totals).await;
     println!(
-        "\n{:<15} {:<5} {:>8} {:>10} {:>22} {:>9}",
-        "how", "step", "time s", "elections", "members start+sync s", "ratio"
+        "\n{:<17} {:<5} {:>8} {:>10} {:>9} {:>22} {:>7}",
+        "how", "step", "time s", "elections", "restarts", "members start+sync s", "ratio"
     );
     for r in &rows {
         let (own, ratio) = match r.own_secs {
             Some(o) if o > 0.0 => (format!("{o:.1}"), format!("{:.2}", r.secs / o)),
             _ => ("-".into(), "-".into()),
         };
+        let restarts = r.restarts.map_or("-".into(), |n| n.to_string());
         println!(
-            "{:<15} {:<5} {:>8.1} {:>10} {:>22} {:>9}",
-            r.how, r.step, r.secs, r.elections, own, ratio
+            "{:<17} {:<5} {:>8.1} {:>10} {:>9} {:>22} {:>7}",
+            r.how, r.step, r.secs, r.elections, restarts, own, ratio
         );
     }
     println!(
-        "longest write unavailability: zkscale 1→5→3 {:.1}s (direct {:.1}s), plain helm 1→3 {:.1}s",
-        gap_zk.as_secs_f64(),
-        gap_direct.as_secs_f64(),
-        gap_helm.as_secs_f64()
+        "\n{:<17} {:<5} {:>8} {:>10} {:>9} {:>22}",
+        "how", "way", "time s", "elections", "restarts", "longest write gap s"
     );
+    for t in &totals {
+        println!(
+            "{:<17} {:<5} {:>8.1} {:>10} {:>9} {:>22.1}",
+            t.how,
+            t.way,
+            t.secs,
+            t.elections,
+            t.restarts,
+            t.gap.as_secs_f64()
+        );
+    }
 }

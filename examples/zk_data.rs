@@ -4,6 +4,7 @@
 //! Uses the tests' ZooKeeper client (the `zookeeper-client` crate).
 
 #[path = "../tests/support/zk_client.rs"]
+#[allow(dead_code)] // the tests use more of it than this helper
 mod zk_client;
 
 use std::time::Duration;

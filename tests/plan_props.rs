@@ -587,6 +587,7 @@ mod real {
                 leader,
                 synced,
                 outdated: Default::default(),
+                committed: None,
             }
         }
 
@@ -644,11 +645,13 @@ mod real {
                     self.e.stop(*id);
                     assert!(!self.e.is_running(*id));
                 }
+                Action::Reconfig { .. } => unreachable!("restart plans only: {a:?}"),
             }
         }
 
         async fn expect(&mut self, id: ServerId, x: Expect, before: Option<ServerId>) {
             match x {
+                Expect::Learner => unreachable!("restart plans only"),
                 Expect::Follow => {
                     let obs = self.wait("member follows", |obs| following(obs, id)).await;
                     assert_eq!(leader(&obs), before, "Follow must not change the leader");

@@ -593,3 +593,196 @@ async fn step_1_2_3_keeps_data_39() {
     assert_eq!(counts(&e, &three, "/data").await, [50, 50, 50]);
     println!("steps 1→2→3 3.9: {:?}", t0.elapsed());
 }
+
+/// Dynamic reconfiguration through `zkscale::zk::session` on real ZooKeeper: the probe, the
+/// identity check, a join and a leave without an election, the refusals zkscale maps, and a
+/// member restarted with a stale static list adopting the committed configuration (why the
+/// restart method cannot change such an ensemble's membership).
+async fn reconfig(version: ZkVersion) {
+    use zkscale::model::ServerList;
+    use zkscale::zk::session::{self, Change, Identity, Permission, Reconfigurable, Refusal};
+    use zkscale::zk::ZkError;
+
+    let t0 = Instant::now();
+    let mut e = Ensemble::new(version);
+    let digest = e.digest("super", "s3cret");
+    e.extra_cfg = "reconfigEnabled=true\n".into();
+    e.jvm_flags = vec![format!(
+        "-Dzookeeper.DigestAuthenticationProvider.superDigest={digest}"
+    )];
+    e.start_all(3);
+    let v = e.assert_healthy(&gate([1, 2, 3]), SETTLE).await;
+    let leader = v.leader.unwrap();
+    e.write_znodes(leader, "/data", 50).await.unwrap();
+    let v = e.assert_healthy(&gate([1, 2, 3]), SETTLE).await;
+    let epoch = v.baseline().unwrap().leader_zxid.epoch();
+    let addr = e.client_addr(leader);
+    let wait = Duration::from_secs(10);
+    let root = Identity::digest("super", "s3cret");
+
+    let c = session::connect(&addr, Some(&root), wait).await.unwrap();
+    assert_eq!(
+        session::reconfigurable(&c, &addr).await.unwrap(),
+        Reconfigurable::Yes
+    );
+    assert_eq!(
+        session::permission(&c, &addr).await.unwrap(),
+        Permission::Super
+    );
+    let committed = session::committed(&c, &addr).await.unwrap();
+    assert_eq!(committed.servers.ids(), [1, 2, 3].into());
+    println!(
+        "committed {:#x}: {:?}",
+        committed.version,
+        committed.servers.to_zoo_cfg_lines()
+    );
+
+    // Anonymous: may not, and ZooKeeper says NoAuth.
+    let anon = session::connect(&addr, None, wait).await.unwrap();
+    assert!(matches!(
+        session::permission(&anon, &addr).await.unwrap(),
+        Permission::No { .. }
+    ));
+    // A wrong password ends the session at once.
+    let wrong = Identity::digest("super", "nope");
+    match session::connect(&addr, Some(&wrong), wait).await {
+        Ok(c) => assert!(!matches!(
+            session::permission(&c, &addr).await,
+            Ok(Permission::Super)
+        )),
+        Err(err) => println!("wrong password: {err}"),
+    }
+
+    // Join: member 4 starts with the committed list plus itself, follows without a vote.
+    e.start(4, &[1, 2, 3, 4]);
+    e.wait_until("member 4 follows", SETTLE, |obs| {
+        mode_of(obs, 4) == Some(Mode::Follower)
+    })
+    .await;
+    let member = ServerList::parse_env(&format!("{}:2888:3888::4 ", e.ip(4)))
+        .unwrap()
+        .members()[0]
+        .clone();
+    let ip4 = e.ip(4).to_string();
+    let entry = session::join_entry(&member, &committed.servers, Some(&ip4), 2181).unwrap();
+    let join = Change::Join { id: 4, entry };
+    let r = session::reconfig(&anon, &addr, &join, committed.version).await;
+    assert!(
+        matches!(r, Err(ZkError::Reconfig(Refusal::NoAuth))),
+        "anonymous reconfig: {r:?}"
+    );
+    assert!(matches!(
+        session::reconfig(&c, &addr, &join, committed.version - 1).await,
+        Err(ZkError::Reconfig(Refusal::BadVersion))
+    ));
+    let t = Instant::now();
+    let four = session::reconfig(&c, &addr, &join, committed.version)
+        .await
+        .unwrap();
+    println!("join took {:?}", t.elapsed());
+    assert_eq!(four.servers.ids(), [1, 2, 3, 4].into());
+    assert!(join.done_in(&four.servers));
+    let v = e.assert_healthy(&gate([1, 2, 3, 4]), SETTLE).await;
+    assert_eq!(v.leader, Some(leader), "a join changes no leader");
+    assert_eq!(
+        v.baseline().unwrap().leader_zxid.epoch(),
+        epoch,
+        "a join costs no election"
+    );
+    assert_eq!(counts(&e, &[1, 2, 3, 4], "/data").await, [50; 4]);
+
+    // A follower restarted with its old static list (version 0) adopts the committed one.
+    let follower = [1, 2, 3].into_iter().find(|&i| i != leader).unwrap();
+    e.restart_with(follower, &[1, 2, 3]);
+    let v = e.assert_healthy(&gate([1, 2, 3, 4]), SETTLE).await;
+    assert_eq!(v.leader, Some(leader));
+    let after = session::committed(&c, &addr).await.unwrap();
+    assert_eq!(
+        after.servers.ids(),
+        [1, 2, 3, 4].into(),
+        "still four voters"
+    );
+
+    let addr = e.client_addr(leader);
+    let now = session::committed(&c, &addr).await.unwrap();
+    // Leave: the highest goes; it stays a non-voting follower until stopped.
+    let epoch = v.baseline().unwrap().leader_zxid.epoch();
+    let leave = Change::Leave { id: 4 };
+    let three = session::reconfig(&c, &addr, &leave, now.version)
+        .await
+        .unwrap();
+    assert_eq!(three.servers.ids(), [1, 2, 3].into());
+    e.stop(4);
+    let v = e.assert_healthy(&gate([1, 2, 3]), SETTLE).await;
+    println!("after leave: {v}");
+    if leader != 4 {
+        assert_eq!(v.baseline().unwrap().leader_zxid.epoch(), epoch);
+    }
+    assert_eq!(counts(&e, &[1, 2, 3], "/data").await, [50; 3]);
+
+    // NewConfigNoQuorum: one of three down (the rest still a quorum), a fifth server that is
+    // not running: the new configuration of four has 2 synced of the 3 it needs.
+    let leader = v.leader.unwrap();
+    let addr = e.client_addr(leader);
+    let c = session::connect(&addr, Some(&root), wait).await.unwrap();
+    let follower = [1, 2, 3].into_iter().find(|&i| i != leader).unwrap();
+    e.stop(follower);
+    let rest: Vec<ServerId> = [1, 2, 3].into_iter().filter(|&i| i != follower).collect();
+    e.wait_until("the other two serve", SETTLE, |obs| {
+        rest.iter().all(|&i| serving(obs, i))
+    })
+    .await;
+    let now = session::committed(&c, &addr).await.unwrap();
+    let five = ServerList::parse_env(&format!("{}:2888:3888::5 ", e.ip(5)))
+        .unwrap()
+        .members()[0]
+        .clone();
+    let add5 = Change::Join {
+        id: 5,
+        entry: session::join_entry(&five, &now.servers, Some(&e.ip(5).to_string()), 2181).unwrap(),
+    };
+    let r = session::reconfig(&c, &addr, &add5, now.version).await;
+    assert!(
+        matches!(r, Err(ZkError::Reconfig(Refusal::NoQuorum))),
+        "reconfig without a synced quorum of the new configuration: {r:?}"
+    );
+    let after = session::committed(&c, &addr).await.unwrap();
+    assert_eq!(after.servers.ids(), [1, 2, 3].into(), "nothing committed");
+    println!("reconfig {}: {:?}", version.label(), t0.elapsed());
+}
+
+#[tokio::test]
+async fn reconfig_39() {
+    if skip_real_zk() {
+        return;
+    }
+    reconfig(ZkVersion::V3_9).await;
+}
+
+#[tokio::test]
+async fn reconfig_38() {
+    if skip_real_zk() {
+        return;
+    }
+    reconfig(ZkVersion::V3_8).await;
+}
+
+/// Without `reconfigEnabled` the probe says so and a reconfig is refused as disabled.
+#[tokio::test]
+async fn reconfig_disabled_39() {
+    use zkscale::zk::session::{self, Reconfigurable};
+    if skip_real_zk() {
+        return;
+    }
+    let mut e = Ensemble::new(ZkVersion::V3_9);
+    e.start_all(3);
+    let v = e.assert_healthy(&gate([1, 2, 3]), SETTLE).await;
+    let addr = e.client_addr(v.leader.unwrap());
+    let c = session::connect(&addr, None, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        session::reconfigurable(&c, &addr).await.unwrap(),
+        Reconfigurable::Disabled
+    );
+}

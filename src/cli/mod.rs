@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::cluster::{Access, Connect, Selector};
-use crate::engine::Options;
+use crate::engine::{MethodChoice, Options};
 use crate::exit::Exit;
 use crate::plan::MAX_ENSEMBLE;
 use crate::report::Output;
@@ -54,6 +54,8 @@ pub struct Cli {
     pick: PickArgs,
     #[command(flatten)]
     care: CareArgs,
+    #[command(flatten)]
+    method: MethodArgs,
 }
 
 /// Where the cluster is and how to reach it.
@@ -94,6 +96,31 @@ struct PickArgs {
     output: Option<Output>,
 }
 
+/// How membership changes, and as whom.
+#[derive(Args, Debug, Clone, Default)]
+struct MethodArgs {
+    /// How steps change membership: restart members with the new list, or ZooKeeper's dynamic
+    /// reconfiguration (no restarts; needs reconfigEnabled and an identity), or auto: reconfig
+    /// where the ensemble allows it [default: auto].
+    #[arg(long, value_enum, env = "ZKSCALE_METHOD")]
+    method: Option<MethodChoice>,
+    /// Secret (in the ensemble's namespace) with the identity reconfig runs as: key `password`,
+    /// optional `username` (default `super`, the user of the members' superDigest).
+    #[arg(long, value_name = "SECRET", env = "ZKSCALE_ZK_AUTH_SECRET")]
+    zk_auth_secret: Option<String>,
+}
+
+impl MethodArgs {
+    fn or(self, before: &MethodArgs) -> MethodArgs {
+        MethodArgs {
+            method: self.method.or(before.method),
+            zk_auth_secret: self
+                .zk_auth_secret
+                .or_else(|| before.zk_auth_secret.clone()),
+        }
+    }
+}
+
 /// What a change may do.
 #[derive(Args, Debug, Clone, Default)]
 struct CareArgs {
@@ -119,6 +146,8 @@ enum Command {
         cluster: ClusterArgs,
         #[command(flatten)]
         pick: PickArgs,
+        #[command(flatten)]
+        method: MethodArgs,
     },
     /// One row per member and a verdict naming every failed condition.
     Status {
@@ -126,6 +155,8 @@ enum Command {
         cluster: ClusterArgs,
         #[command(flatten)]
         pick: PickArgs,
+        #[command(flatten)]
+        method: MethodArgs,
     },
     /// Helm post-renderer: manifests on stdin, manifests on stdout.
     ///
@@ -158,6 +189,8 @@ enum Command {
         cluster: ClusterArgs,
         #[command(flatten)]
         care: CareArgs,
+        #[command(flatten)]
+        method: MethodArgs,
     },
     /// The admission guard's manifests on stdout, for `kubectl apply -f -` (or --check).
     ///
@@ -238,6 +271,7 @@ pub struct Flags {
     cluster: ClusterArgs,
     pick: PickArgs,
     care: CareArgs,
+    method: MethodArgs,
 }
 
 impl ClusterArgs {
@@ -312,6 +346,8 @@ impl Flags {
             holder,
             wait_for_lock,
             cancel: Default::default(),
+            method: self.method.method.unwrap_or_default(),
+            identity_secret: self.method.zk_auth_secret.clone(),
         }
     }
 }
@@ -342,12 +378,15 @@ impl Cli {
             cluster: self.cluster,
             pick: self.pick,
             care: self.care,
+            method: self.method,
         };
-        let with = |cluster: ClusterArgs, pick: PickArgs, care: CareArgs| Flags {
-            cluster: cluster.or(&before.cluster),
-            pick: pick.or(&before.pick),
-            care: care.or(&before.care),
-        };
+        let with =
+            |cluster: ClusterArgs, pick: PickArgs, care: CareArgs, method: MethodArgs| Flags {
+                cluster: cluster.or(&before.cluster),
+                pick: pick.or(&before.pick),
+                care: care.or(&before.care),
+                method: method.or(&before.method),
+            };
         use crate::postrender::Request;
         match self.command {
             None => match self.to {
@@ -355,12 +394,23 @@ impl Cli {
                 Some(to) => (Job::Scale(to), before),
                 None => (Job::Usage, before),
             },
-            Some(Command::Plan { to, cluster, pick }) => {
-                (Job::Plan(to), with(cluster, pick, CareArgs::default()))
-            }
-            Some(Command::Status { cluster, pick }) => {
-                (Job::Status, with(cluster, pick, CareArgs::default()))
-            }
+            Some(Command::Plan {
+                to,
+                cluster,
+                pick,
+                method,
+            }) => (
+                Job::Plan(to),
+                with(cluster, pick, CareArgs::default(), method),
+            ),
+            Some(Command::Status {
+                cluster,
+                pick,
+                method,
+            }) => (
+                Job::Status,
+                with(cluster, pick, CareArgs::default(), method),
+            ),
             Some(Command::PostRender {
                 offline,
                 check,
@@ -369,6 +419,7 @@ impl Cli {
                 log_file,
                 cluster,
                 care,
+                method,
             }) => {
                 let request = match (offline, check, execute, plan_only) {
                     (true, ..) => Request::Offline,
@@ -377,7 +428,7 @@ impl Cli {
                     (.., true) => Request::PlanOnly,
                     _ => Request::Detect,
                 };
-                let flags = with(cluster, PickArgs::default(), care);
+                let flags = with(cluster, PickArgs::default(), care, method);
                 (Job::PostRender { request, log_file }, flags)
             }
             Some(Command::Completions { shell }) => (Job::Completions(shell), before),
@@ -408,7 +459,12 @@ impl Cli {
                         None => (kv.trim().to_string(), String::new()),
                     })
                     .collect();
-                let flags = with(cluster, PickArgs::default(), CareArgs::default());
+                let flags = with(
+                    cluster,
+                    PickArgs::default(),
+                    CareArgs::default(),
+                    MethodArgs::default(),
+                );
                 (Job::Guard { check, values }, flags)
             }
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 use kube::ResourceExt;
@@ -27,6 +27,47 @@ pub struct LivePod {
     pub servers_env: Option<String>,
     /// The ZooKeeper container's image.
     pub image: Option<String>,
+    /// Created from the StatefulSet's current template, or from one that differs from it only
+    /// in `ZOO_SERVERS` (a reconfig step grew or shrank the list; the pod's ZooKeeper runs the
+    /// committed configuration whatever it started with). See [`Live::pod_current`].
+    pub template_current: bool,
+    /// What the container's env says about dynamic reconfiguration.
+    pub reconfig_env: ReconfigEnv,
+}
+
+/// Dynamic reconfiguration settings as a ZooKeeper container's env gives them to the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReconfigEnv {
+    /// `ZOO_RECONFIG_ENABLED` (`None`: set from a ConfigMap or Secret, so not known here).
+    pub enabled: Option<bool>,
+    /// `skipACL` through `JVMFLAGS` or `ZOO_CFG_skipACL`: anyone may call `reconfig`.
+    pub skip_acl: bool,
+}
+
+impl ReconfigEnv {
+    pub fn of(c: &k8s_openapi::api::core::v1::Container) -> ReconfigEnv {
+        let literal = |name: &str| {
+            c.env
+                .iter()
+                .flatten()
+                .rev()
+                .find(|e| e.name == name)
+                .map(|e| (e.value.clone(), e.value_from.is_some()))
+        };
+        let yes = |v: &str| matches!(v.trim().to_ascii_lowercase().as_str(), "yes" | "true" | "1");
+        let enabled = match literal("ZOO_RECONFIG_ENABLED") {
+            Some((_, true)) => None,
+            Some((v, false)) => Some(yes(v.as_deref().unwrap_or(""))),
+            None if c.env_from.as_ref().is_some_and(|f| !f.is_empty()) => None,
+            None => Some(false),
+        };
+        let jvm = literal("JVMFLAGS").and_then(|(v, _)| v).unwrap_or_default();
+        let skip_acl = jvm
+            .split_whitespace()
+            .any(|f| f.strip_prefix("-Dzookeeper.skipACL=").is_some_and(yes))
+            || literal("ZOO_CFG_skipACL").is_some_and(|(v, _)| yes(v.as_deref().unwrap_or("")));
+        ReconfigEnv { enabled, skip_acl }
+    }
 }
 
 /// The StatefulSet, its pods and claims, read at one moment.
@@ -59,12 +100,21 @@ impl Live {
             .map(String::as_str)
     }
 
-    /// Whether the pod at `ordinal` runs the StatefulSet's current template.
+    /// Whether the pod at `ordinal` runs the StatefulSet's current template, `ZOO_SERVERS`
+    /// aside (the list is a step's business: see [`LivePod::servers_env`]).
     pub fn pod_current(&self, ordinal: u32) -> bool {
-        match (self.pods.get(&ordinal), &self.update_revision) {
-            (Some(p), Some(rev)) => p.revision.as_deref() == Some(rev.as_str()),
-            _ => false,
-        }
+        self.pods.get(&ordinal).is_some_and(|p| p.template_current)
+    }
+
+    /// The reconfiguration settings of the StatefulSet's pod template.
+    pub fn template_reconfig_env(&self) -> ReconfigEnv {
+        self.sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.iter().find(|c| c.name == self.zk.container))
+            .map(ReconfigEnv::of)
+            .unwrap_or_default()
     }
 
     /// The label selector of the StatefulSet's pods.
@@ -91,6 +141,23 @@ fn pod_selector(sts: &StatefulSet) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A stored pod template with the ZooKeeper container's `ZOO_SERVERS` value blanked.
+fn without_servers(mut t: serde_json::Value, container: &str) -> serde_json::Value {
+    if let Some(cs) = t
+        .pointer_mut("/spec/containers")
+        .and_then(|c| c.as_array_mut())
+    {
+        for c in cs.iter_mut().filter(|c| c["name"] == container) {
+            if let Some(env) = c.get_mut("env").and_then(|e| e.as_array_mut()) {
+                for e in env.iter_mut().filter(|e| e["name"] == "ZOO_SERVERS") {
+                    e["value"] = serde_json::Value::Null;
+                }
+            }
+        }
+    }
+    t
 }
 
 fn zk_container(p: &Pod) -> Option<&k8s_openapi::api::core::v1::Container> {
@@ -156,6 +223,8 @@ impl Target {
                                 .and_then(|e| e.value.clone())
                         }),
                         image: zk_container(&p).and_then(|c| c.image.clone()),
+                        template_current: false,
+                        reconfig_env: zk_container(&p).map(ReconfigEnv::of).unwrap_or_default(),
                     },
                 ))
             })
@@ -172,7 +241,56 @@ impl Target {
         if let Some(template) = live.claim_template() {
             live.claims = self.claims(&template).await?;
         }
+        self.mark_current(&mut live).await;
         Ok(live)
+    }
+
+    /// Sets [`LivePod::template_current`]: the pod's revision is the update revision, or its
+    /// ControllerRevision's template equals the update revision's but for `ZOO_SERVERS`. When
+    /// the revisions cannot be read (no `controllerrevisions` permission), a pod on another
+    /// revision counts as outdated, which costs a restart at most.
+    async fn mark_current(&self, live: &mut Live) {
+        let Some(update) = live.update_revision.clone() else {
+            return;
+        };
+        let mut others = false;
+        for p in live.pods.values_mut() {
+            p.template_current = p.revision.as_deref() == Some(update.as_str());
+            others |= !p.template_current;
+        }
+        if !others {
+            return;
+        }
+        let api = Api::<ControllerRevision>::namespaced(self.client.clone(), &self.namespace);
+        let revisions = match api
+            .list(&ListParams::default().labels(&live.pod_selector()))
+            .await
+        {
+            Ok(l) => l.items,
+            Err(e) => {
+                tracing::debug!(error = %e, "controller revisions unreadable; pods on other revisions count as outdated");
+                return;
+            }
+        };
+        let container = live.zk.container.clone();
+        let template_of = |name: &str| {
+            revisions
+                .iter()
+                .find(|r| r.name_any() == name)
+                .and_then(|r| r.data.as_ref())
+                .and_then(|d| d.0.pointer("/spec/template").cloned())
+                .map(|t| without_servers(t, &container))
+        };
+        let Some(current) = template_of(&update) else {
+            return;
+        };
+        for p in live.pods.values_mut().filter(|p| !p.template_current) {
+            p.template_current = p
+                .revision
+                .as_deref()
+                .and_then(template_of)
+                .is_some_and(|t| t == current);
+        }
     }
 
     /// The claims of StatefulSet `name`'s volume claim template `template` by ordinal

@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::{LivePod, Target};
 use crate::zk::{self, MemberObservation, ServerId, Timeouts};
 
-const CLIENT_PORT: u16 = 2181;
+/// The client port: the chart's `containerPorts.client` default, which the four-letter words,
+/// the port-forward and a joining member's `reconfig` entry use.
+pub const CLIENT_PORT: u16 = 2181;
 
 /// How four-letter words reach a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

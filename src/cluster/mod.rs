@@ -5,11 +5,15 @@
 //! - [`write`]: the few writes zkscale makes, all with one field manager;
 //! - [`lock`]: the Lease that keeps two runs apart;
 //! - [`members`]: reaching members for four-letter words (API-server port-forward or direct);
+//! - [`tunnel`]: a member's client port as an address, for the ZooKeeper client (`reconfig`);
+//! - [`secret`]: the identity `reconfig` runs as, from a Secret;
 //! - [`watch`]: wake-ups when the StatefulSet or its pods change, for the engine's waits.
 
 pub mod live;
 pub mod lock;
 pub mod members;
+pub mod secret;
+pub mod tunnel;
 pub mod watch;
 pub mod write;
 
@@ -23,9 +27,10 @@ use thiserror::Error;
 
 use crate::manifest::{self, ZkStatefulSet};
 
-pub use live::{observed_latest, Live, LivePod};
+pub use live::{observed_latest, Live, LivePod, ReconfigEnv};
 pub use lock::Lock;
 pub use members::Connect;
+pub use tunnel::Tunnel;
 pub use watch::Changes;
 
 /// The one field manager zkscale writes with.
@@ -75,6 +80,8 @@ pub enum ClusterError {
     LockLost(String),
     #[error("StatefulSet {0} changed while zkscale was working on it; re-run to continue from its new state")]
     Conflict(String),
+    #[error("Secret {name} (the reconfig identity): {reason}")]
+    Secret { name: String, reason: String },
 }
 
 impl ClusterError {

@@ -25,20 +25,35 @@ impl Target {
         operation: Option<&str>,
     ) -> Result<(), ClusterError> {
         let api = self.statefulsets();
-        let patch = json!({
-            "metadata": {
-                "resourceVersion": live.sts.resource_version(),
-                "annotations": { OPERATION_ANNOTATION: operation },
-            },
-            "spec": {
-                "replicas": replicas,
-                "updateStrategy": { "type": "OnDelete", "rollingUpdate": null },
-                "template": { "spec": { "containers": [
-                    { "name": live.zk.container, "env": [ { "name": "ZOO_SERVERS", "value": servers_env } ] }
-                ] } },
-            },
-        });
-        patch_sts(&api, &self.name, patch).await
+        let mut version = live.sts.resource_version();
+        for attempt in 0.. {
+            let patch = json!({
+                "metadata": {
+                    "resourceVersion": version,
+                    "annotations": { OPERATION_ANNOTATION: operation },
+                },
+                "spec": {
+                    "replicas": replicas,
+                    "updateStrategy": { "type": "OnDelete", "rollingUpdate": null },
+                    "template": { "spec": { "containers": [
+                        { "name": live.zk.container, "env": [ { "name": "ZOO_SERVERS", "value": servers_env } ] }
+                    ] } },
+                },
+            });
+            match patch_sts(&api, &self.name, patch).await {
+                // The controller's status updates change the resourceVersion too; only a spec
+                // changed by someone else since `live` was read (another generation) conflicts.
+                Err(ClusterError::Conflict(name)) if attempt < 5 => {
+                    let now = api.get(&self.name).await?;
+                    if now.metadata.generation != live.sts.metadata.generation {
+                        return Err(ClusterError::Conflict(name));
+                    }
+                    version = now.resource_version();
+                }
+                r => return r,
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     /// Replaces the StatefulSet's pod template with `template` (a chart's new template: image,

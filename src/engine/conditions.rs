@@ -42,6 +42,7 @@ pub fn member<'a>(
         Expect::Election => format!("a leader after the election; server {id} in it, synced"),
         Expect::Deferred => format!("server {id} up (waits for the rest of the step)"),
         Expect::Standalone => format!("server {id} serves standalone"),
+        Expect::Learner => format!("server {id} follows the leader without a vote, caught up"),
     };
     Condition::new(name, true, Kind::Wait, move |snap, _| {
         let r = match expect {
@@ -54,10 +55,46 @@ pub fn member<'a>(
                 Some(Probe::Serving { srvr, .. }) if srvr.mode == Mode::Standalone => Ok(()),
                 other => Err(describe(other)),
             },
-            Expect::Follow | Expect::Election => in_sync(snap, ordinal, id, not_leader),
+            // A learner is a forwarding follower like any other (the leader counts it in
+            // zk_synced_followers, and in zk_synced_non_voting_followers).
+            Expect::Follow | Expect::Election | Expect::Learner => {
+                in_sync(snap, ordinal, id, not_leader)
+            }
         };
         into_check(r)
     })
+}
+
+/// One member serves as leader and it is not server `other`, with every serving follower
+/// synced (after `other` left the configuration: a hand-off when it led).
+pub fn led_by_another<'a>(other: u32) -> Condition<'a, ()> {
+    Condition::new(
+        format!("a leader other than server {other}"),
+        true,
+        Kind::Wait,
+        move |snap, _| {
+            let leaders = snap.serving_leaders();
+            into_check(match leaders.as_slice() {
+                [(l, _, _)] if *l == other => Err(format!("server {other} still leads")),
+                [(l, _, m)] => {
+                    let followers = snap
+                        .members
+                        .iter()
+                        .filter(|(_, _, o)| matches!(&o.probe, Probe::Serving { srvr, .. } if srvr.mode == Mode::Follower))
+                        .count() as u64;
+                    let synced = m.synced_followers().unwrap_or(0);
+                    if synced >= followers {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "leader {l} counts {synced} synced followers of {followers} following"
+                        ))
+                    }
+                }
+                other => Err(format!("{} serving leaders", other.len())),
+            })
+        },
+    )
 }
 
 /// The pod in `ordinal` was recreated (another UID than `old_uid`) and runs.

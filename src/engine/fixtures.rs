@@ -282,6 +282,9 @@ impl Scenario {
                     ),
                     servers_env: Some(servers_env(p.list)),
                     image: Some("bitnami/zookeeper:3.9.3".into()),
+                    // The template aside from ZOO_SERVERS (what the revisions' comparison gives).
+                    template_current: p.current,
+                    reconfig_env: Default::default(),
                 };
                 (o, pod)
             })

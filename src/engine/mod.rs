@@ -11,6 +11,7 @@
 //! - [`conditions`] and [`wait`]: the named conditions and the one loop that waits for them;
 //! - [`steps`]: a plan's steps carried out, with roll-back of a new member that never joins;
 //! - [`template`]: a chart's new pod template put in place for a roll-out;
+//! - [`method`]: restart or reconfig, decided on what the leader says;
 //! - [`status`]: the rows of `kubectl zkscale status`;
 //! - [`event`]: what a run reports; [`error`]: how it ends when it does not succeed.
 
@@ -19,6 +20,8 @@ pub mod error;
 pub mod event;
 #[cfg(test)]
 mod fixtures;
+pub mod method;
+mod reconfig;
 pub mod snapshot;
 pub mod status;
 pub mod steps;
@@ -35,10 +38,12 @@ use kube::Client;
 
 use crate::cluster::{self, Changes, ClusterError, Connect, Live, Lock, Selector, Target};
 use crate::plan::{self, PlanError};
+use crate::zk::session::Identity;
 use crate::zk::Verdict;
 
 pub use error::EngineError;
 pub use event::{Event, Progress};
+pub use method::MethodChoice;
 pub use status::{MemberStatus, Status};
 use wait::{Check, Condition, Kind};
 
@@ -61,6 +66,10 @@ pub struct Options {
     pub wait_for_lock: bool,
     /// Asks the run to stop at the next safe point (between steps).
     pub cancel: Cancel,
+    /// How membership changes (`--method`).
+    pub method: MethodChoice,
+    /// Secret holding the identity `reconfig` runs as (`--zk-auth-secret`).
+    pub identity_secret: Option<String>,
 }
 
 /// Stops a run between steps, at a size where the ensemble is whole: Ctrl-C, or the Helm
@@ -98,6 +107,8 @@ pub struct Engine<'p> {
     last_look: Mutex<Option<(Instant, u64, snapshot::Snapshot)>>,
     /// Writes made so far; a look taken before a write is never reused after it.
     writes: std::sync::atomic::AtomicU64,
+    /// The identity from `opts.identity_secret`, read once.
+    identity: tokio::sync::OnceCell<Option<Identity>>,
 }
 
 /// Whether the ensemble is exactly what `target` members and the chart's template ask for: the
@@ -108,7 +119,16 @@ pub fn nothing_to_do(live: &Live, target: u32, template_changes: bool) -> bool {
     live.replicas() == target
         && live.zk.servers.len() as u32 == target
         && live.operation().is_none()
-        && (0..target).all(|o| live.pod_current(o))
+        && (0..target).all(|o| {
+            // A pod started with another list is mid-step, unless it runs with dynamic
+            // reconfiguration: then it runs the committed configuration, whatever it started
+            // with (a step under way there keeps the operation annotation set).
+            live.pod_current(o)
+                && live.pods.get(&o).is_some_and(|p| {
+                    p.servers_env.as_deref() == Some(live.zk.servers_env.as_str())
+                        || p.reconfig_env.enabled == Some(true)
+                })
+        })
         && !template_changes
 }
 
@@ -130,7 +150,21 @@ impl<'p> Engine<'p> {
             changes: OnceLock::new(),
             last_look: Mutex::new(None),
             writes: Default::default(),
+            identity: Default::default(),
         })
+    }
+
+    /// The identity `reconfig` runs as, if a Secret was named.
+    async fn identity(&self) -> Result<Option<Identity>, EngineError> {
+        self.identity
+            .get_or_try_init(|| async {
+                match &self.opts.identity_secret {
+                    Some(name) => Ok(Some(self.target.identity(name).await?)),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .cloned()
     }
 
     pub fn target(&self) -> &Target {
@@ -163,6 +197,7 @@ impl<'p> Engine<'p> {
         template_changes: bool,
     ) -> Result<plan::Plan, EngineError> {
         let name = self.target.name().to_string();
+        let choice = self.opts.method;
         let cond = Condition::new("a plan", true, Kind::Quiet, move |snap, look| {
             // Which pods are outdated is only known once the controller has seen the latest
             // spec (its updateRevision); a moment after a patch it may not have yet.
@@ -176,8 +211,47 @@ impl<'p> Engine<'p> {
             if template_changes {
                 obs.outdated = obs.pods.iter().map(|p| p.ordinal).collect();
             }
-            match plan::plan(&obs, target) {
-                Ok(p) => Check::Met(p, String::new()),
+            let config = match &snap.config {
+                Some(Ok(c)) => c,
+                Some(Err(why)) if !look.overdue => {
+                    return Check::NotYet(format!("asking the leader about reconfiguration: {why}"))
+                }
+                Some(Err(why)) => {
+                    return Check::Stop(EngineError::Stopped {
+                        size: snap.live.replicas(),
+                        reason: format!("could not ask the leader about reconfiguration: {why}"),
+                    })
+                }
+                None => return Check::NotYet("no look at the leader".into()),
+            };
+            let size = obs
+                .committed
+                .as_ref()
+                .map_or(obs.servers.len(), |c| c.len()) as u32;
+            let facts = method::Facts {
+                look: config,
+                template: snap.live.template_reconfig_env(),
+                skip_acl: snap
+                    .live
+                    .pods
+                    .values()
+                    .filter(|p| p.running)
+                    .all(|p| p.reconfig_env.skip_acl),
+                size,
+                target,
+            };
+            let (m, why) = match method::choose(choice, &facts) {
+                Ok(c) => c,
+                Err(why) => return Check::Stop(EngineError::Refused(why)),
+            };
+            match plan::plan_by(&obs, target, m) {
+                Ok(mut p) => {
+                    if let Err(why) = method::check_strict(choice, &p) {
+                        return Check::Stop(EngineError::Refused(why));
+                    }
+                    p.method_reason = why;
+                    Check::Met(p, String::new())
+                }
                 Err(
                     e @ (PlanError::NoLeader
                     | PlanError::NotSynced { .. }
@@ -185,7 +259,8 @@ impl<'p> Engine<'p> {
                 ) if !look.overdue => Check::NotYet(e.to_string()),
                 Err(e) => Check::Stop(e.into()),
             }
-        });
+        })
+        .with_config();
         self.until(cond, self.opts.timeout).await
     }
 

@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 use crate::cluster::{Live, LivePod};
 use crate::model::{self, Addressing, ServerList};
 use crate::plan::{Observed, PodState};
-use crate::zk::{self, Baseline, Gate, MemberObservation, Mode, Probe, Verdict};
+use crate::zk::session::{self, Permission, Reconfigurable};
+use crate::zk::{self, Baseline, Gate, MemberObservation, Mode, Probe, Verdict, ZkError};
+
+use super::method::{past_3829, ConfigLook};
 
 use super::{Engine, EngineError};
 
@@ -19,6 +22,8 @@ pub struct Snapshot {
     pub min_server_id: u32,
     /// `(ordinal, id, observation)` for every pod that exists; empty when members were not asked.
     pub members: Vec<(u32, u32, MemberObservation)>,
+    /// What the leader says about reconfiguration, when asked (or why it could not be asked).
+    pub config: Option<Result<ConfigLook, String>>,
 }
 
 impl Snapshot {
@@ -52,7 +57,35 @@ impl Snapshot {
             addressing,
             min_server_id,
             members: Vec::new(),
+            config: None,
         })
+    }
+
+    /// The committed configuration, when the look asked and the members run with it.
+    pub fn committed(&self) -> Option<&ServerList> {
+        match &self.config {
+            Some(Ok(c)) => c.committed.as_ref().map(|c| &c.servers),
+            _ => None,
+        }
+    }
+
+    /// Every serving member's version is past ZOOKEEPER-3829, or which is not.
+    pub fn versions(&self) -> Result<(), String> {
+        let old: Vec<String> = self
+            .members
+            .iter()
+            .filter_map(|(_, id, m)| match &m.probe {
+                Probe::Serving { srvr, .. } if !past_3829(srvr.release()) => {
+                    Some(format!("server {id} runs {}", srvr.release()))
+                }
+                _ => None,
+            })
+            .collect();
+        if old.is_empty() {
+            Ok(())
+        } else {
+            Err(old.join(", "))
+        }
     }
 
     /// A pod's server id: its entry in its own list (by address), else what setup.sh gives a
@@ -129,16 +162,20 @@ impl Snapshot {
             .map(|(_, s, _)| *s);
         let mut synced = BTreeSet::new();
         let mut pods = Vec::new();
+        let committed = self.committed();
         for (ordinal, id, obs) in &self.members {
             let p = &live.pods[ordinal];
             if p.deleting {
                 continue;
             }
-            let view = match &p.servers_env {
-                Some(env) => ServerList::parse_env(env)?,
-                None => live.zk.servers.clone(),
-            };
             let running = matches!(obs.probe, Probe::Serving { .. } | Probe::NotServing);
+            // A running member of a reconfigurable ensemble runs the committed configuration,
+            // whatever list it started with; a joiner not in it yet runs its own.
+            let view = match (&p.servers_env, committed) {
+                (_, Some(c)) if running && c.get(*id).is_some() => c.clone(),
+                (Some(env), _) => ServerList::parse_env(env)?,
+                (None, _) => live.zk.servers.clone(),
+            };
             if let (Probe::Serving { srvr, .. }, Some(l)) = (&obs.probe, leader_srvr) {
                 if Some(*id) == leader || zk::follower_synced(srvr, l, WRITE_LAG) {
                     synced.insert(*id);
@@ -166,6 +203,7 @@ impl Snapshot {
                 .filter(|p| !p.deleting && !live.pod_current(p.ordinal))
                 .map(|p| p.ordinal)
                 .collect(),
+            committed: committed.cloned(),
         })
     }
 }
@@ -184,13 +222,14 @@ impl Engine<'_> {
     pub(super) async fn snapshot(
         &self,
         members: bool,
+        config: bool,
         reuse: bool,
     ) -> Result<Snapshot, EngineError> {
         let writes = self.writes.load(std::sync::atomic::Ordering::SeqCst);
         if members && reuse {
             if let Ok(last) = self.last_look.lock() {
                 if let Some((at, w, snap)) = last.as_ref() {
-                    if *w == writes && at.elapsed() < REUSE {
+                    if *w == writes && at.elapsed() < REUSE && (!config || snap.config.is_some()) {
                         tracing::trace!("look reused");
                         return Ok(snap.clone());
                     }
@@ -212,6 +251,9 @@ impl Engine<'_> {
                 }
             });
             snap.members = futures::future::join_all(futs).await;
+            if config {
+                snap.config = Some(self.config_look(&snap).await);
+            }
             if let Ok(mut last) = self.last_look.lock() {
                 *last = Some((std::time::Instant::now(), writes, snap.clone()));
             }
@@ -223,5 +265,77 @@ impl Engine<'_> {
     pub(super) fn wrote(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Engine<'_> {
+    /// Asks the serving leader about reconfiguration: whether it is enabled (a `reconfig` that
+    /// cannot apply), the committed configuration, and whether this run's identity may change
+    /// it. One session, through the same connection kind as the four-letter words.
+    async fn config_look(&self, snap: &Snapshot) -> Result<ConfigLook, String> {
+        let leaders = snap.serving_leaders();
+        let [(leader, srvr, _)] = leaders.as_slice() else {
+            return Err(format!("{} serving leaders", leaders.len()));
+        };
+        let pod = snap
+            .members
+            .iter()
+            .find(|(_, id, _)| id == leader)
+            .and_then(|(o, _, _)| snap.live.pods.get(o))
+            .ok_or_else(|| format!("leader {leader} has no pod"))?;
+        let identity = self.identity().await.map_err(|e| e.to_string())?;
+        let tunnel = self
+            .target
+            .tunnel(pod, self.opts.connect)
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = tunnel.addr();
+        let wait = zk::Timeouts::default().connect + std::time::Duration::from_secs(5);
+        let (client, refused) = match session::connect(addr, identity.as_ref(), wait).await {
+            Ok(c) => (c, None),
+            // A wrong password ends the session: ask the rest anonymously, and say why.
+            Err(ZkError::Session { reason, .. })
+                if identity.is_some() && reason.contains("authentication") =>
+            {
+                let c = session::connect(addr, None, wait)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (
+                    c,
+                    Some(Permission::No {
+                        why: format!(
+                            "authentication failed for user {}",
+                            identity.as_ref().map_or("", |i| i.user())
+                        ),
+                    }),
+                )
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let ask = async {
+            let reconfigurable = if srvr.mode == Mode::Standalone {
+                Reconfigurable::Standalone
+            } else {
+                session::reconfigurable(&client, addr).await?
+            };
+            let committed = match reconfigurable {
+                Reconfigurable::Yes => Some(session::committed(&client, addr).await?),
+                _ => None,
+            };
+            let permission = match refused {
+                Some(p) => p,
+                None => session::permission(&client, addr).await?,
+            };
+            Ok::<_, ZkError>(ConfigLook {
+                reconfigurable,
+                committed,
+                permission,
+                versions: snap.versions(),
+            })
+        };
+        match tokio::time::timeout(wait, ask).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("the leader did not answer within {wait:?}")),
+        }
     }
 }

@@ -34,11 +34,13 @@ pub struct Status {
     pub operation: Option<String>,
     /// Whether the admission guard covers the namespace (unknown when RBAC forbids reading it).
     pub guard: crate::guard::Coverage,
+    /// How steps would change membership (`--method` as given), and why.
+    pub membership: String,
 }
 
 impl Engine<'_> {
     pub async fn status(&self) -> Result<Status, EngineError> {
-        let snap = self.snapshot(true, false).await?;
+        let snap = self.snapshot(true, true, false).await?;
         let verdict = snap.verdict(None, 0);
         let leaders = snap.serving_leaders();
         let leader = leaders
@@ -90,6 +92,15 @@ impl Engine<'_> {
             verdict,
             operation: snap.live.operation().map(str::to_string),
             guard: crate::guard::coverage(self.target.client(), self.namespace()).await,
+            membership: match &snap.config {
+                Some(Ok(look)) => super::method::describe(
+                    self.opts.method,
+                    look,
+                    &snap.live.template_reconfig_env(),
+                ),
+                Some(Err(why)) => format!("unknown: {why}"),
+                None => "unknown".into(),
+            },
         })
     }
 }

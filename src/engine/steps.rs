@@ -3,7 +3,6 @@
 //! wait, and its post-gate; then the planner is asked again from the new state.
 
 use crate::cluster::Live;
-use crate::model::ServerList;
 use crate::plan::{self, Action, Expect};
 use crate::zk::Verdict;
 
@@ -89,6 +88,12 @@ impl Engine<'_> {
                 let v = self
                     .gate(&name, baseline, Some(step.to), self.opts.timeout)
                     .await?;
+                if let Err(reason) = no_unexpected_election(&step, baseline, &v) {
+                    return Err(EngineError::Stopped {
+                        size: step.to,
+                        reason,
+                    });
+                }
                 if let Ok(live) = self.target.read().await {
                     let message = format!("step {}→{} done: {}", step.from, step.to, v.summary());
                     self.record(&live, false, "Step", &message).await;
@@ -199,8 +204,6 @@ impl Engine<'_> {
     /// Runs a step's actions; returns true when leadership moved and the rest must be re-planned.
     async fn execute(&self, step: &plan::Step, target: u32) -> Result<bool, EngineError> {
         let mut restarted_any = false;
-        let before = self.target.read().await?;
-        let (old_replicas, old_servers) = (before.replicas(), before.zk.servers.clone());
         for action in &step.actions {
             tracing::debug!(?action, "action");
             match action {
@@ -232,11 +235,25 @@ impl Engine<'_> {
                     let r = self.wait_member(*ordinal, *id, *expect, None).await;
                     if let Err(e) = r {
                         if !restarted_any && step.to > step.from {
-                            return Err(self
-                                .roll_back(*ordinal, old_replicas, &old_servers, step.from, e)
-                                .await);
+                            return Err(self.roll_back(step, *ordinal, *id, e).await);
                         }
                         return Err(e);
+                    }
+                }
+                Action::Reconfig { ordinal, id, join } => {
+                    if let Err(e) = self.reconfigure(step, *id, *join).await {
+                        // A joiner the configuration certainly did not take: undo its pod as
+                        // if it had never come up. Otherwise the next run reads what happened.
+                        if *join && e.refused {
+                            return Err(self.roll_back(step, *ordinal, *id, e.error).await);
+                        }
+                        return Err(e.error);
+                    }
+                    if !*join {
+                        // The leaver is a non-voting follower now. A leaving leader hands over
+                        // at the commit: its pod goes once another member leads.
+                        self.until(conditions::led_by_another(*id), self.opts.timeout)
+                            .await?;
                     }
                 }
                 Action::Restart {
@@ -297,16 +314,27 @@ impl Engine<'_> {
         .to_string()
     }
 
-    /// Undoes an up-step whose new member never came up: nothing else had changed yet, so the
-    /// old list and size are whole again once the new pod and its claim are gone.
+    /// Undoes an up-step whose new member never came up (or never became a voter): nothing
+    /// else had changed yet, so the old list and size are whole again once the new pod and its
+    /// claim are gone.
     async fn roll_back(
         &self,
+        step: &plan::Step,
         ordinal: u32,
-        replicas: u32,
-        servers: &ServerList,
-        size: u32,
+        id: u32,
         cause: EngineError,
     ) -> EngineError {
+        let (replicas, size) = (step.from, step.from);
+        let servers = match step.servers.without_member(id) {
+            Ok(s) => s,
+            Err(e) => {
+                return EngineError::Stopped {
+                    size,
+                    reason: format!("{cause}; no list to roll back to: {e}"),
+                }
+            }
+        };
+        let servers = &servers;
         let member = format!("new member {}-{ordinal}", self.statefulset());
         // The cause's own "stopped at …, re-run" framing belongs to the roll-back's result.
         let cause = cause.into_reason();
@@ -386,5 +414,35 @@ impl Engine<'_> {
             self.opts.timeout,
         )
         .await
+    }
+}
+
+/// A reconfig step the model predicts without an election must end in the leader's epoch it
+/// started in: another epoch means an election happened that nothing in the step explains
+/// (a restarted leader, lost connectivity), so the run stops to be looked at.
+fn no_unexpected_election(
+    step: &plan::Step,
+    baseline: Option<crate::zk::Baseline>,
+    after: &Verdict,
+) -> Result<(), String> {
+    if step.method != plan::Method::Reconfig || step.predicted_elections > 0 || step.from == step.to
+    {
+        return Ok(());
+    }
+    let (Some(b), Some(a)) = (baseline, after.baseline()) else {
+        return Ok(());
+    };
+    if a.leader_zxid.epoch() == b.leader_zxid.epoch() {
+        Ok(())
+    } else {
+        Err(format!(
+            "step {}→{} was to change no leader, but the epoch went from {:#x} to {:#x} (an election \
+             happened); the ensemble is whole at {} member(s): look at what restarted, then re-run",
+            step.from,
+            step.to,
+            b.leader_zxid.epoch(),
+            a.leader_zxid.epoch(),
+            step.to
+        ))
     }
 }

@@ -50,6 +50,9 @@ pub struct Condition<'a, T> {
     pub name: String,
     /// Whether the test reads the members' own answers (then they are asked each look).
     pub members: bool,
+    /// Whether the test reads what the leader says about reconfiguration ([`Snapshot::config`]):
+    /// one ZooKeeper session per look, so only planning asks.
+    pub config: bool,
     pub kind: Kind,
     pub test: Test<'a, T>,
 }
@@ -64,9 +67,17 @@ impl<'a, T> Condition<'a, T> {
         Condition {
             name: name.into(),
             members,
+            config: false,
             kind,
             test: Box::new(test),
         }
+    }
+
+    /// Each look also asks the leader about reconfiguration (implies `members`).
+    pub fn with_config(mut self) -> Self {
+        self.members = true;
+        self.config = true;
+        self
     }
 }
 
@@ -80,7 +91,7 @@ impl Engine<'_> {
         let start = Instant::now();
         let mut n = 0;
         loop {
-            let snap = match self.snapshot(cond.members, n == 0).await {
+            let snap = match self.snapshot(cond.members, cond.config, n == 0).await {
                 Ok(s) => s,
                 // The API server away for a moment (restarting, overloaded): look again, up to
                 // the same timeout; the condition itself is not the problem.

@@ -51,6 +51,7 @@
 //! pods' old list and the StatefulSet's list must then be one member apart, and the first step
 //! of the plan finishes that step (`resumed: true`) before planning on.
 
+pub mod reconfig;
 pub mod sim;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -90,6 +91,8 @@ pub enum PlanError {
     UnexpectedState(String),
     #[error("step {from}→{to} fails the ensemble model: {reason}")]
     Unsafe { from: u32, to: u32, reason: String },
+    #[error("dynamic reconfiguration cannot be used: {0}")]
+    ReconfigUnavailable(String),
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -124,8 +127,14 @@ pub struct Observed {
     /// Ids the leader counts as synced, plus the leader itself.
     pub synced: BTreeSet<u32>,
     /// Ordinals of pods created from an older pod template than the StatefulSet's (an image,
-    /// config or env change not rolled out yet: the StatefulSet is `OnDelete`).
+    /// config or env change not rolled out yet: the StatefulSet is `OnDelete`). A pod whose
+    /// template differs only in `ZOO_SERVERS` is not outdated: its list is its view, above.
     pub outdated: BTreeSet<u32>,
+    /// The committed configuration (`/zookeeper/config`) of an ensemble that runs in quorum
+    /// mode with dynamic reconfiguration enabled. Then it, not the `ZOO_SERVERS` a pod started
+    /// with, is every running member's view (the adapter sets [`PodState::view`] so). `None`
+    /// for static configurations and standalone servers.
+    pub committed: Option<ServerList>,
 }
 
 impl Observed {
@@ -163,7 +172,28 @@ impl Observed {
             pods,
             leader,
             outdated: BTreeSet::new(),
+            committed: None,
         })
+    }
+}
+
+/// How a step changes membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// New lists through restarts (static configuration): see the module docs.
+    #[default]
+    Restart,
+    /// One `reconfig` call per step, no restart: see [`reconfig`].
+    Reconfig,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Restart => "restart",
+            Method::Reconfig => "reconfig",
+        }
     }
 }
 
@@ -180,6 +210,9 @@ pub enum Expect {
     Deferred,
     /// Comes back as a standalone server (1-entry list).
     Standalone,
+    /// Joins as a non-voting follower of the committed configuration (dynamic
+    /// reconfiguration): wait until it follows the leader, caught up, before the `reconfig`.
+    Learner,
 }
 
 /// One thing the engine does, in order.
@@ -209,6 +242,10 @@ pub enum Action {
     MoveLeadership { ordinal: u32, id: u32 },
     /// After ApplySpec lowered replicas: wait until the pod is gone, then delete/report its PVC.
     Remove { ordinal: u32, id: u32 },
+    /// One `reconfig` call: `join` makes the member (a synced non-voting follower by then) a
+    /// voter; otherwise it stops being one (a leaving leader hands leadership to a synced
+    /// voter). Nothing restarts. Wait until the ensemble is whole with the new configuration.
+    Reconfig { ordinal: u32, id: u32, join: bool },
 }
 
 /// One size change by exactly one member.
@@ -225,6 +262,7 @@ pub struct Step {
     pub assumed_leader: Option<u32>,
     /// Elections the model predicts for this step.
     pub predicted_elections: u32,
+    pub method: Method,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -232,6 +270,9 @@ pub struct Plan {
     pub from: u32,
     pub to: u32,
     pub steps: Vec<Step>,
+    /// Why the steps use the method they use (`--method auto`'s choice), set by the engine.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub method_reason: String,
 }
 
 impl Plan {
@@ -253,15 +294,7 @@ pub fn restart_order(members: &[(u32, u32)], leader: Option<u32>) -> Vec<u32> {
 
 /// Plans the way from the observed state to `target` members (see the module docs).
 pub fn plan(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
-    if target == 0 {
-        return Err(PlanError::ZeroTarget);
-    }
-    if target > MAX_ENSEMBLE {
-        return Err(PlanError::TargetTooLarge {
-            target,
-            max: MAX_ENSEMBLE,
-        });
-    }
+    check_target(target)?;
     let mut ens = Ensemble::from_observed(obs)?;
     let mut steps = Vec::new();
     let from = match in_progress(&ens)? {
@@ -293,7 +326,29 @@ pub fn plan(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
         from: from as u32,
         to: target,
         steps,
+        method_reason: String::new(),
     })
+}
+
+/// [`plan`] with membership changed by `method` ([`reconfig::plan`] for [`Method::Reconfig`]).
+pub fn plan_by(obs: &Observed, target: u32, method: Method) -> Result<Plan, PlanError> {
+    match method {
+        Method::Restart => plan(obs, target),
+        Method::Reconfig => reconfig::plan(obs, target),
+    }
+}
+
+fn check_target(target: u32) -> Result<(), PlanError> {
+    if target == 0 {
+        return Err(PlanError::ZeroTarget);
+    }
+    if target > MAX_ENSEMBLE {
+        return Err(PlanError::TargetTooLarge {
+            target,
+            max: MAX_ENSEMBLE,
+        });
+    }
+    Ok(())
 }
 
 /// Restarts the `outdated` pods of a settled ensemble with its unchanged list, followers
@@ -339,6 +394,7 @@ fn rollout(ens: &Ensemble, outdated: &BTreeSet<u32>) -> Result<Option<Step>, Pla
         resumed: false,
         assumed_leader,
         predicted_elections: e.elections - elections0,
+        method: Method::Restart,
     }))
 }
 
@@ -612,6 +668,7 @@ fn run_step(
         resumed,
         assumed_leader,
         predicted_elections: e.elections - elections0,
+        method: Method::Restart,
     };
     Ok((step, e, cost))
 }
@@ -716,6 +773,9 @@ mod tests {
                 } => format!("restart{ordinal}:{expect:?}"),
                 Action::MoveLeadership { ordinal, .. } => format!("move{ordinal}"),
                 Action::Remove { ordinal, .. } => format!("remove{ordinal}"),
+                Action::Reconfig { ordinal, join, .. } => {
+                    format!("{}{ordinal}", if *join { "add" } else { "drop" })
+                }
             })
             .collect()
     }

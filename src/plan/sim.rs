@@ -220,6 +220,7 @@ impl Ensemble {
             synced,
             // The model does not track templates; the engine observes them again.
             outdated: BTreeSet::new(),
+            committed: None,
         }
     }
 
@@ -294,6 +295,12 @@ impl Ensemble {
                 }
                 self.outcome(*ordinal, mark).map(Some)
             }
+            Action::Reconfig { ordinal, id, join } => {
+                self.reconfig(*ordinal, *id, *join)?;
+                self.settle();
+                observe(self);
+                Ok(None)
+            }
             Action::Remove { ordinal, .. } => {
                 if *ordinal < self.replicas {
                     return Err(format!(
@@ -308,6 +315,89 @@ impl Ensemble {
                 Ok(None)
             }
         }
+    }
+
+    /// One `reconfig` (dynamic reconfiguration): the leader's configuration with the member
+    /// added (it must be a synced non-voting follower) or removed, refused as ZooKeeper would
+    /// (`NewConfigNoQuorum`) unless a quorum of the new voters is synced with the leader. Every
+    /// running member adopts it; a removed member stays a non-voting follower until its pod
+    /// goes; a removed leader hands leadership to the highest synced voter left.
+    fn reconfig(&mut self, ordinal: u32, id: u32, join: bool) -> Result<(), String> {
+        let leader = self.serving.ok_or("no serving leader to reconfigure")?;
+        let p = self
+            .pods
+            .get(&ordinal)
+            .ok_or_else(|| format!("no pod {ordinal} to reconfigure"))?;
+        if p.id != id {
+            return Err(format!("pod {ordinal} runs server {}, not {id}", p.id));
+        }
+        let synced_with = |p: &SimMember, l: u32| {
+            p.up_to_date
+                && (p.state == PeerState::Following(l)
+                    || (p.id == l && p.state == PeerState::Leading))
+        };
+        let current = self
+            .pods
+            .values()
+            .find(|p| p.id == leader)
+            .map(|p| p.list.clone())
+            .ok_or("the leader has no pod")?;
+        let new = if join {
+            if !synced_with(p, leader) {
+                return Err(format!(
+                    "server {id} is not a synced follower of leader {leader}"
+                ));
+            }
+            let m = self
+                .spec
+                .get(id)
+                .ok_or_else(|| format!("server {id} is not in the StatefulSet's list"))?;
+            current
+                .with_member_added(m.clone())
+                .map_err(|e| e.to_string())?
+        } else {
+            current.without_member(id).map_err(|e| e.to_string())?
+        };
+        let view = View::of(&new);
+        let synced = self
+            .pods
+            .values()
+            .filter(|p| view.has(p.id) && synced_with(p, leader))
+            .count();
+        if view.standalone || synced < view.quorum() {
+            return Err(format!(
+                "NewConfigNoQuorum: {synced} synced of {} voters",
+                view.voters.len()
+            ));
+        }
+        let next = if !join && id == leader {
+            let next = self
+                .pods
+                .values()
+                .filter(|p| view.has(p.id) && synced_with(p, leader))
+                .map(|p| p.id)
+                .max()
+                .ok_or("no synced voter to hand leadership to")?;
+            Some(next)
+        } else {
+            None
+        };
+        for p in self
+            .pods
+            .values_mut()
+            .filter(|p| p.state != PeerState::Down)
+        {
+            p.list = new.clone();
+            p.view = view.clone();
+            match next {
+                Some(next) if p.id == next => p.state = PeerState::Leading,
+                Some(next) if p.id == leader || p.state == PeerState::Following(leader) => {
+                    p.state = PeerState::Following(next)
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn outcome(&self, ordinal: u32, mark: u32) -> Result<Expect, String> {

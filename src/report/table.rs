@@ -30,11 +30,15 @@ pub fn print_plan(p: &crate::plan::Plan) {
         p.to,
         p.steps.len()
     );
+    if !p.method_reason.is_empty() {
+        out!("method: {}", p.method_reason);
+    }
     for s in &p.steps {
         out!(
-            "step {}→{}{} (predicted elections: {})",
+            "step {}→{} by {}{} (predicted elections: {})",
             s.from,
             s.to,
+            s.method.as_str(),
             if s.resumed {
                 " (resumes a step under way)"
             } else {
@@ -122,5 +126,6 @@ pub fn print_status(s: &Status, output: Output) {
         out!("{}", line(r));
     }
     out!("verdict: {}", s.verdict.summary());
+    out!("membership: {}", s.membership);
     out!("guard: {}", s.guard);
 }

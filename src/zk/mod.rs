@@ -5,9 +5,11 @@
 //! - [`parse`]: pure parsers for ZooKeeper 3.8 and 3.9 answers.
 //! - [`verdict`]: pure health verdict over per-member observations.
 //! - [`observe`]: gather observations and poll until healthy.
+//! - [`session`]: the client protocol, for the committed configuration and `reconfig`.
 
 pub mod observe;
 pub mod parse;
+pub mod session;
 pub mod verdict;
 pub mod wire;
 
@@ -50,4 +52,8 @@ pub enum ZkError {
     NotWhitelisted { cmd: FourLetter },
     #[error("`{cmd}` answer: {reason}")]
     Parse { cmd: FourLetter, reason: String },
+    #[error("ZooKeeper session to {addr}: {reason}")]
+    Session { addr: String, reason: String },
+    #[error("reconfig refused: {0}")]
+    Reconfig(session::Refusal),
 }

@@ -154,6 +154,31 @@ impl Bed {
         dst
     }
 
+    /// [`Bed::chart`] with `env` added to the ZooKeeper container the way the chart's
+    /// `extraEnvVars` renders (at the end of its env).
+    pub fn chart_with_env(&self, fixture: &str, ns: &str, env: &[(String, String)]) -> PathBuf {
+        let dir = self.chart(fixture, ns);
+        if env.is_empty() {
+            return dir;
+        }
+        let manifest = dir.join("templates").join("manifest.yaml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        let anchor =
+            "            - name: ZOO_ADMIN_SERVER_PORT_NUMBER\n              value: \"8080\"\n";
+        assert!(text.contains(anchor), "no extraEnvVars place in {fixture}");
+        let extra: String = env
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "            - name: {k}\n              value: {}\n",
+                    serde_json::to_string(v).unwrap()
+                )
+            })
+            .collect();
+        std::fs::write(&manifest, text.replace(anchor, &format!("{anchor}{extra}"))).unwrap();
+        dir
+    }
+
     pub fn pod_ip(&self, ns: &str, pod: &str) -> Option<String> {
         self.kubectl_try(&[
             "get",

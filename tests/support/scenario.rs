@@ -27,6 +27,7 @@ pub struct EnsembleBuilder<'b> {
     fixture: Option<String>,
     znodes: usize,
     via: Via,
+    env: Vec<(String, String)>,
 }
 
 /// A running ensemble in its own namespace (deleted when dropped).
@@ -48,6 +49,7 @@ impl Bed {
             fixture: None,
             znodes: 200,
             via: Via::PlainHelm,
+            env: Vec::new(),
         }
     }
 }
@@ -66,6 +68,12 @@ impl<'b> EnsembleBuilder<'b> {
 
     pub fn znodes(mut self, k: usize) -> Self {
         self.znodes = k;
+        self
+    }
+
+    /// An env var for the ZooKeeper container, as the chart's `extraEnvVars` gives it.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -88,7 +96,7 @@ impl<'b> EnsembleBuilder<'b> {
         let fixture = self
             .fixture
             .unwrap_or_else(|| format!("bitnami-zookeeper-13.7.4-replicas-{}", self.members));
-        let chart = bed.chart(&fixture, &ns);
+        let chart = bed.chart_with_env(&fixture, &ns, &self.env);
         let helm = match self.via {
             Via::PlainHelm => {
                 bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", &ns]);

@@ -60,6 +60,13 @@ impl ZkClient {
     }
 
     /// Ends the session (dropping the last handle closes it).
+    /// `/zookeeper/config` as this server has it (after a `sync`): its text.
+    pub async fn config(&self) -> Result<String, ClientError> {
+        self.inner.sync("/zookeeper/config").await?;
+        let (data, _) = self.inner.get_config().await?;
+        Ok(String::from_utf8_lossy(&data).into_owned())
+    }
+
     pub async fn close(self) -> Result<(), ClientError> {
         drop(self.inner);
         Ok(())

@@ -181,6 +181,10 @@ pub struct Ensemble {
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
     pub tick_ms: u32,
+    /// Lines appended to every member's zoo.cfg (e.g. `reconfigEnabled=true`).
+    pub extra_cfg: String,
+    /// JVM flags for every member (e.g. a superDigest), as the image's JVMFLAGS.
+    pub jvm_flags: Vec<String>,
     members: BTreeMap<ServerId, Member>,
 }
 
@@ -206,6 +210,8 @@ impl Ensemble {
             dir: Some(dir),
             root,
             tick_ms: 200,
+            extra_cfg: String::new(),
+            jvm_flags: Vec::new(),
             members: BTreeMap::new(),
         }
     }
@@ -261,6 +267,7 @@ impl Ensemble {
             data = data.display(),
             ip = self.ip(id),
         );
+        cfg.push_str(&self.extra_cfg);
         if servers.len() > 1 {
             for &s in servers {
                 writeln!(cfg, "server.{s}={}:2888:3888", self.ip(s)).unwrap();
@@ -295,6 +302,7 @@ impl Ensemble {
                 "-Xshare:auto",
             ])
             .arg("-Dzookeeper.jmx.log4j.disable=true")
+            .args(&self.jvm_flags)
             .args([
                 "-cp",
                 &self.classpath,
@@ -313,6 +321,12 @@ impl Ensemble {
                 child: Some(child),
             },
         );
+    }
+
+    /// `user:digest` for `user:password`: base64 of SHA-1 of `user:password`, as ZooKeeper's
+    /// DigestAuthenticationProvider computes it (the value of its `superDigest` property).
+    pub fn digest(&self, user: &str, password: &str) -> String {
+        digest(user, password)
     }
 
     /// Starts members `1..=n`, each with the list `1..=n` (1: standalone).
@@ -542,4 +556,22 @@ pub fn mode_of(obs: &[MemberObservation], id: ServerId) -> Option<zk::Mode> {
             Probe::Serving { srvr, .. } => Some(srvr.mode.clone()),
             _ => None,
         })
+}
+
+/// See [`Ensemble::digest`] (Python's hashlib: no SHA-1 in this crate's dependencies).
+pub fn digest(user: &str, password: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import base64,hashlib,sys; print(base64.b64encode(hashlib.sha1(sys.argv[1].encode()).digest()).decode())",
+            &format!("{user}:{password}"),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "python3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{user}:{}", String::from_utf8_lossy(&out.stdout).trim())
 }

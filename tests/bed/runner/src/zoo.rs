@@ -27,6 +27,8 @@ pub fn pod_dir(state: &Path, pod: &Pod) -> PathBuf {
 }
 
 pub struct Launch {
+    cfg_path: PathBuf,
+    cfg_text: String,
     pub client_port: u16,
     java: String,
     args: Vec<String>,
@@ -116,9 +118,20 @@ impl Launch {
             std::fs::create_dir_all(&p)?;
             cfg.push(format!("dataLogDir={}", p.display()));
         }
+        // As libzookeeper.sh: `reconfigEnabled` from ZOO_RECONFIG_ENABLED, then every
+        // `ZOO_CFG_<key>` as `<key>` with `_` → `.` (case kept: `ZOO_CFG_standaloneEnabled`).
+        cfg.push(format!(
+            "reconfigEnabled={}",
+            is_yes(&get("ZOO_RECONFIG_ENABLED", "no"))
+        ));
+        for (k, v) in &env {
+            if let Some(key) = k.strip_prefix("ZOO_CFG_") {
+                cfg.push(format!("{}={v}", key.replace('_', ".")));
+            }
+        }
         cfg.extend(server_lines(&get("ZOO_SERVERS", ""))?);
         let cfg_path = dir.join("zoo.cfg");
-        std::fs::write(&cfg_path, cfg.join("\n") + "\n")?;
+        let cfg_text = cfg.join("\n") + "\n";
 
         let image = c.image.clone().unwrap_or_default();
         let classpath = if image.rsplit(':').next().unwrap_or("").starts_with("3.8") {
@@ -132,7 +145,13 @@ impl Launch {
             "error" | "warn" => "info".to_string(),
             l => l.to_string(),
         };
-        let args = vec![
+        // JVMFLAGS as the image passes them (e.g. a superDigest or skipACL).
+        let jvm_flags: Vec<String> = get("JVMFLAGS", "")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let mut args = jvm_flags;
+        args.extend([
             format!("-Xmx{heap}m"),
             "-Xms32m".into(),
             "-XX:+UseSerialGC".into(),
@@ -146,7 +165,7 @@ impl Launch {
             classpath,
             "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
             cfg_path.display().to_string(),
-        ];
+        ]);
         let fault = state.join("faults").join(&ns).join(pod.name_any());
         crate::log(format!(
             "{ns}/{}: ZooKeeper id {id} on {ip}:{client_port}, data {}, image {image}",
@@ -154,6 +173,8 @@ impl Launch {
             data_dir.display()
         ));
         Ok(Some(Launch {
+            cfg_path,
+            cfg_text,
             client_port,
             java: "java".into(),
             args,
@@ -171,6 +192,17 @@ impl Launch {
     }
 
     pub fn spawn(&self) -> Result<Child> {
+        // A container starts from the image's files: zoo.cfg is generated again and whatever
+        // ZooKeeper wrote next to it (a reconfig's `zoo.cfg.dynamic.*`, `zoo.cfg.bak`) is gone.
+        if let Some(dir) = self.cfg_path.parent() {
+            for e in std::fs::read_dir(dir)?.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with("zoo.cfg.") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        std::fs::write(&self.cfg_path, &self.cfg_text)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -186,6 +218,10 @@ impl Launch {
             .context("spawning java")?;
         Ok(child)
     }
+}
+
+fn is_yes(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "1")
 }
 
 fn env_of(pod: &Pod, c: &Container, ip: Ipv4Addr) -> BTreeMap<String, String> {
