@@ -1,4 +1,5 @@
-//! The kubectl front end: `kubectl zkscale --to N` (and `--dry-run`), `plan --to N`, `status`.
+//! The kubectl front end: `kubectl zkscale --to N` (and `--dry-run`), `plan --to N`, `status`,
+//! `rebuild <pod>…`.
 
 use std::io::Write;
 
@@ -69,6 +70,46 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
                 eprintln!("kubectl-zkscale: WARNING: --force given ({reason}): the pre-step health gate may be overridden");
             }
             let v = engine.scale(to).await?;
+            if output == Output::Json {
+                json_line(
+                    &serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v}),
+                );
+            } else {
+                table::print(&format!(
+                    "{}/{}: {}",
+                    engine.namespace(),
+                    engine.statefulset(),
+                    v.summary()
+                ));
+            }
+            Ok(Exit::Ok)
+        }
+        Job::Rebuild {
+            pods,
+            dry_run: true,
+        } => {
+            let order = engine.rebuild_plan(&pods).await?;
+            let pod = |o: u32| format!("{}-{o}", engine.statefulset());
+            if output == Output::Json {
+                let v: Vec<_> = order
+                    .iter()
+                    .map(|r| serde_json::json!({"pod": pod(r.ordinal), "ordinal": r.ordinal, "id": r.id}))
+                    .collect();
+                table::print(&serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                for (i, r) in order.iter().enumerate() {
+                    table::print(&format!(
+                        "{}. {} (server {}): delete its claim and pod; it comes back empty and syncs from the leader",
+                        i + 1,
+                        pod(r.ordinal),
+                        r.id
+                    ));
+                }
+            }
+            Ok(Exit::Ok)
+        }
+        Job::Rebuild { pods, .. } => {
+            let v = engine.rebuild(&pods).await?;
             if output == Output::Json {
                 json_line(
                     &serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v}),

@@ -158,6 +158,24 @@ enum Command {
         #[command(flatten)]
         method: MethodArgs,
     },
+    /// Recreate members on empty claims with their own server ids (a lost or corrupt disk).
+    ///
+    /// One at a time: members that are down first, the leader last. Each is gated before it
+    /// goes (the rest must be whole and hold a quorum without it), comes back empty, syncs the
+    /// whole tree from the leader and is gated again (following, synced, no znode lost) before
+    /// the next. Refused for fewer than 3 members.
+    Rebuild {
+        /// Pods to rebuild, e.g. zk-zookeeper-1 (several: in a safe order, one at a time).
+        #[arg(required = true, value_name = "POD")]
+        pods: Vec<String>,
+        /// Show the order and the checks' outcome; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        pick: PickArgs,
+    },
     /// Helm post-renderer: manifests on stdin, manifests on stdout.
     ///
     /// On a real `helm install/upgrade` the ensemble's size and template change is carried out
@@ -357,6 +375,10 @@ pub enum Job {
     Scale(u32),
     Plan(u32),
     Status,
+    Rebuild {
+        pods: Vec<String>,
+        dry_run: bool,
+    },
     PostRender {
         request: crate::postrender::Request,
         log_file: Option<PathBuf>,
@@ -410,6 +432,15 @@ impl Cli {
             }) => (
                 Job::Status,
                 with(cluster, pick, CareArgs::default(), method),
+            ),
+            Some(Command::Rebuild {
+                pods,
+                dry_run,
+                cluster,
+                pick,
+            }) => (
+                Job::Rebuild { pods, dry_run },
+                with(cluster, pick, CareArgs::default(), MethodArgs::default()),
             ),
             Some(Command::PostRender {
                 offline,
@@ -602,6 +633,8 @@ mod tests {
             &["kubectl-zkscale", "plan", "--to", "0"],
             &["kubectl-zkscale", "--to", "16"],
             &["kubectl-zkscale", "--dry-run"],
+            &["kubectl-zkscale", "rebuild"],
+            &["kubectl-zkscale", "rebuild", "zk-0", "--force", "x"],
         ] {
             assert!(Cli::try_parse_from(line).is_err(), "{line:?}");
         }

@@ -80,6 +80,8 @@ pub struct Live {
     pub pods: BTreeMap<u32, LivePod>,
     /// Claims of the `data` template by ordinal (including ordinals beyond replicas: leftovers).
     pub claims: BTreeMap<u32, String>,
+    /// The UIDs of those claims: a claim deleted and created again has the same name.
+    pub claim_uids: BTreeMap<u32, String>,
     pub update_revision: Option<String>,
 }
 
@@ -237,9 +239,13 @@ impl Target {
             name: name.into(),
             pods,
             claims: BTreeMap::new(),
+            claim_uids: BTreeMap::new(),
         };
         if let Some(template) = live.claim_template() {
-            live.claims = self.claims(&template).await?;
+            for (ordinal, name, uid) in self.claim_list(&template).await? {
+                live.claims.insert(ordinal, name);
+                live.claim_uids.insert(ordinal, uid);
+            }
         }
         self.mark_current(&mut live).await;
         Ok(live)
@@ -297,6 +303,16 @@ impl Target {
     /// (`<template>-<name>-<ordinal>`), whether or not the StatefulSet exists: claims outlive it
     /// (`helm uninstall` keeps them), and a new pod on an old claim starts with its data.
     pub async fn claims(&self, template: &str) -> Result<BTreeMap<u32, String>, ClusterError> {
+        Ok(self
+            .claim_list(template)
+            .await?
+            .into_iter()
+            .map(|(ordinal, name, _)| (ordinal, name))
+            .collect())
+    }
+
+    /// [`Target::claims`] as `(ordinal, name, uid)`; claims being deleted are left out.
+    async fn claim_list(&self, template: &str) -> Result<Vec<(u32, String, String)>, ClusterError> {
         let prefix = format!("{template}-{}-", self.name);
         let claims = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &self.namespace)
             .list(&ListParams::default())
@@ -308,7 +324,7 @@ impl Target {
             .filter_map(|c| {
                 let n = c.name_any();
                 let ord = n.strip_prefix(&prefix)?.parse().ok()?;
-                Some((ord, n))
+                Some((ord, n, c.metadata.uid.clone().unwrap_or_default()))
             })
             .collect())
     }

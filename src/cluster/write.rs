@@ -59,7 +59,7 @@ impl Target {
     /// Replaces the StatefulSet's pod template with `template` (a chart's new template: image,
     /// config, env), keeping everything else, with `OnDelete` so that nothing restarts by itself and
     /// the operation annotation set. A PUT, not a merge, so fields the chart dropped go too; guarded
-    /// by resourceVersion. With `dry_run` the API server only answers what it would store, defaults
+    /// by resourceVersion against spec changes since `live` was read (status-only changes retried). With `dry_run` the API server only answers what it would store, defaults
     /// filled in: how the caller tells whether the template really changes.
     #[tracing::instrument(level = "debug", skip(self, live, template), fields(sts = %self.name), err)]
     pub async fn replace_template(
@@ -86,13 +86,26 @@ impl Target {
             dry_run,
             field_manager: Some(FIELD_MANAGER.into()),
         };
-        match api.replace(&self.name, &pp, &sts).await {
-            Ok(s) => Ok(s),
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                Err(ClusterError::Conflict(self.name.clone()))
+        for attempt in 0.. {
+            match api.replace(&self.name, &pp, &sts).await {
+                Ok(s) => return Ok(s),
+                // As in `apply_step`: a status update (a pod turning ready) changed the
+                // resourceVersion; only another generation means someone changed the spec.
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < 5 => {
+                    let now = api.get(&self.name).await?;
+                    if now.metadata.generation != live.sts.metadata.generation {
+                        return Err(ClusterError::Conflict(self.name.clone()));
+                    }
+                    tracing::debug!(attempt, "status changed under the replace; again");
+                    sts.metadata.resource_version = now.metadata.resource_version;
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    return Err(ClusterError::Conflict(self.name.clone()))
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => Err(e.into()),
         }
+        unreachable!("the loop returns")
     }
 
     /// A Kubernetes Event on the StatefulSet (`kubectl describe` / `kubectl events` show it): where
@@ -167,6 +180,17 @@ impl Target {
             &api,
             &self.name,
             json!({ "metadata": { "annotations": ann } }),
+        )
+        .await
+    }
+
+    /// Sets the operation annotation (what a run is doing, for the run that resumes it) alone.
+    #[tracing::instrument(level = "debug", skip(self), fields(sts = %self.name), err)]
+    pub async fn set_operation(&self, operation: &str) -> Result<(), ClusterError> {
+        patch_sts(
+            &self.statefulsets(),
+            &self.name,
+            json!({ "metadata": { "annotations": { OPERATION_ANNOTATION: operation } } }),
         )
         .await
     }

@@ -29,6 +29,42 @@ pub fn healthy<'a>(
     })
 }
 
+/// [`healthy`], or healthy but for server `id`: it may be down or out of sync (the member a
+/// rebuild replaces), while the rest of the list is whole around one leader.
+pub fn healthy_but<'a>(name: &str, id: u32, size: Option<u32>) -> Condition<'a, Verdict> {
+    Condition::new(name, true, Kind::Gate { size }, move |snap, look| {
+        let lag = if look.n == 0 { 0 } else { WRITE_LAG };
+        let all = snap.verdict(None, lag);
+        if all.healthy {
+            let detail = all.summary();
+            return Check::Met(all, detail);
+        }
+        let rest = snap.verdict_without(id, lag);
+        if rest.healthy {
+            let detail = format!("{} (server {id} left aside)", rest.summary());
+            Check::Met(rest, detail)
+        } else {
+            Check::NotYet(all.summary())
+        }
+    })
+}
+
+/// The claim of pod `ordinal` is another than the one with `old_uid` (which is gone).
+pub fn claim_replaced<'a>(pod: &str, ordinal: u32, old_uid: String) -> Condition<'a, ()> {
+    Condition::new(
+        format!("{pod} on a new, empty claim"),
+        false,
+        Kind::Wait,
+        move |snap, _| {
+            into_check(match snap.live.claim_uids.get(&ordinal) {
+                Some(u) if *u != old_uid => Ok(()),
+                Some(_) => Err("the old claim is still there".into()),
+                None => Err("no claim yet (the old one is being deleted)".into()),
+            })
+        },
+    )
+}
+
 /// The member in pod `ordinal` (server `id`) meets `expect` (see [`Expect`]); with
 /// `not_leader`, that server must no longer lead.
 pub fn member<'a>(

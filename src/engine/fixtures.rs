@@ -289,7 +289,7 @@ impl Scenario {
                 (o, pod)
             })
             .collect();
-        let claims = self
+        let claims: std::collections::BTreeMap<u32, String> = self
             .pods
             .keys()
             .map(|o| (*o, format!("data-{STS}-{o}")))
@@ -301,6 +301,10 @@ impl Scenario {
             namespace: NS.into(),
             name: STS.into(),
             pods,
+            claim_uids: claims
+                .keys()
+                .map(|o| (*o, format!("claim-uid-{o}")))
+                .collect(),
             claims,
         }
     }

@@ -12,6 +12,7 @@
 //! - [`steps`]: a plan's steps carried out, with roll-back of a new member that never joins;
 //! - [`template`]: a chart's new pod template put in place for a roll-out;
 //! - [`method`]: restart or reconfig, decided on what the leader says;
+//! - [`rebuild`]: members recreated empty with their ids (`kubectl zkscale rebuild`);
 //! - [`status`]: the rows of `kubectl zkscale status`;
 //! - [`event`]: what a run reports; [`error`]: how it ends when it does not succeed.
 
@@ -21,6 +22,7 @@ pub mod event;
 #[cfg(test)]
 mod fixtures;
 pub mod method;
+mod rebuild;
 mod reconfig;
 pub mod snapshot;
 pub mod status;
@@ -278,6 +280,15 @@ impl<'p> Engine<'p> {
         target: u32,
         template: Option<&PodTemplateSpec>,
     ) -> Result<Verdict, EngineError> {
+        self.with_lock(self.locked(target, template)).await
+    }
+
+    /// Runs `work` holding the lock (renewed meanwhile), then records how it ended (the status
+    /// annotation, an Event) and releases the lock.
+    async fn with_lock(
+        &self,
+        work: impl std::future::Future<Output = Result<Verdict, EngineError>>,
+    ) -> Result<Verdict, EngineError> {
         // Lock first: a second run must not even plan from a state the first is changing.
         let lock = self.lock().await?;
         // Renew the lease while working; losing it stops the run (another run may have taken over).
@@ -299,7 +310,7 @@ impl<'p> Engine<'p> {
             }
         };
         let result = tokio::select! {
-            r = self.locked(target, template) => r,
+            r = work => r,
             e = renewer => Err(EngineError::Stopped {
                 size: self.target.read().await.map(|l| l.replicas()).unwrap_or(0),
                 reason: format!("the lock could not be renewed: {e}"),

@@ -146,6 +146,29 @@ impl Snapshot {
         zk::verdict(&gate, &obs)
     }
 
+    /// [`Snapshot::verdict`] for the list without server `id`, as if it were not a member.
+    pub fn verdict_without(&self, id: u32, lag: u64) -> Verdict {
+        let voters: Vec<u32> = self
+            .live
+            .zk
+            .servers
+            .ids()
+            .into_iter()
+            .filter(|v| *v != id)
+            .collect();
+        let obs: Vec<MemberObservation> = self
+            .members
+            .iter()
+            .filter(|(_, i, _)| voters.contains(i))
+            .map(|(_, _, m)| m.clone())
+            .collect();
+        let size = self.live.zk.servers.len();
+        let gate = Gate::new(voters)
+            .with_max_zxid_lag(lag)
+            .with_config_size(size);
+        zk::verdict(&gate, &obs)
+    }
+
     /// The planner's input: each pod's id, its own list (view) and whether it runs; the one
     /// leader and the members synced with it; the pods on an older template.
     pub fn observed(&self, sts_name: &str) -> Result<Observed, EngineError> {

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::cluster::{ClusterError, Live};
+use crate::cluster::Live;
 
 use super::{conditions, Engine, EngineError, Event};
 
@@ -72,30 +72,9 @@ impl Engine<'_> {
             },
         });
         let op = self.operation(target, "template");
-        // The replace names the resourceVersion read above; the controller's status updates
-        // (a pod turning ready) change it too. Only a change of the spec by someone else
-        // (another generation) is a real conflict.
-        let generation = live.sts.metadata.generation;
-        let mut live = live;
-        let mut attempts = 0;
-        loop {
-            match self
-                .target
-                .replace_template(&live, &desired, Some(&op), false)
-                .await
-            {
-                Ok(_) => break,
-                Err(ClusterError::Conflict(name)) if attempts < 5 => {
-                    attempts += 1;
-                    live = self.target.read().await?;
-                    if live.sts.metadata.generation != generation {
-                        return Err(ClusterError::Conflict(name).into());
-                    }
-                    tracing::debug!(attempts, "status changed under the template replace; again");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        self.target
+            .replace_template(&live, &desired, Some(&op), false)
+            .await?;
         self.wrote();
         self.until(conditions::controller_caught_up(), self.opts.timeout)
             .await

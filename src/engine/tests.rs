@@ -249,3 +249,38 @@ fn kubernetes_conditions() {
         "status.observedGeneration behind"
     );
 }
+
+#[test]
+fn healthy_but_one_member_for_a_rebuild() {
+    // Whole: met as the full verdict.
+    assert!(check(
+        conditions::healthy_but("g", 2, Some(3)),
+        &ensemble(3),
+        FIRST
+    )
+    .is_ok());
+    // Server 2 down: the others are whole around the leader.
+    let s = ensemble(3).unreachable(1);
+    assert!(check(conditions::healthy("g", None, Some(3)), &s, FIRST).is_err());
+    let detail = check(conditions::healthy_but("g", 2, Some(3)), &s, FIRST).unwrap();
+    assert!(detail.contains("server 2 left aside"), "{detail}");
+    // ... but not when another one is missing too, nor for another member.
+    let s = ensemble(5).leader(1).unreachable(1).unreachable(2);
+    assert!(check(conditions::healthy_but("g", 2, Some(5)), &s, LATER).is_err());
+    let s = ensemble(3).unreachable(1);
+    assert!(check(conditions::healthy_but("g", 3, Some(3)), &s, LATER).is_err());
+    // The leader counting the down member as synced is not whole either way.
+    let s = ensemble(3).not_serving(1).synced_followers(2);
+    assert!(check(conditions::healthy_but("g", 2, Some(3)), &s, LATER).is_err());
+}
+
+#[test]
+fn a_rebuilt_member_needs_a_new_claim() {
+    let s = ensemble(3);
+    let cond = || conditions::claim_replaced("zk-zookeeper-1", 1, "claim-uid-1".into());
+    assert!(check(cond(), &s, FIRST)
+        .unwrap_err()
+        .contains("old claim is still there"));
+    let cond = conditions::claim_replaced("zk-zookeeper-1", 1, "an-older-uid".into());
+    assert!(check(cond, &s, FIRST).is_ok());
+}

@@ -51,6 +51,7 @@
 //! pods' old list and the StatefulSet's list must then be one member apart, and the first step
 //! of the plan finishes that step (`resumed: true`) before planning on.
 
+pub mod rebuild;
 pub mod reconfig;
 pub mod sim;
 
@@ -93,6 +94,19 @@ pub enum PlanError {
     Unsafe { from: u32, to: u32, reason: String },
     #[error("dynamic reconfiguration cannot be used: {0}")]
     ReconfigUnavailable(String),
+    #[error("cannot rebuild: {0}")]
+    Rebuild(String),
+    #[error(
+        "cannot rebuild server {id} now: while it is down, {others} other member(s) would be synced \
+         with the leader, and {needed} are needed for a quorum (not synced: {missing:?}); bring \
+         them back first"
+    )]
+    NoSpare {
+        id: u32,
+        others: usize,
+        needed: usize,
+        missing: Vec<u32>,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
 }

@@ -56,6 +56,9 @@ pub struct Gate {
     /// zxids, right for a quiet ensemble; under client writes, members are queried at slightly
     /// different moments, so allow a little.
     pub max_zxid_lag: u64,
+    /// The number of voters in the members' own configuration (`zk_quorum_size`), when it is
+    /// not `voters.len()`: a verdict on the rest of an ensemble without one member.
+    pub config_size: Option<usize>,
 }
 
 impl Gate {
@@ -64,6 +67,7 @@ impl Gate {
             voters: voters.into_iter().collect(),
             baseline: None,
             max_zxid_lag: 0,
+            config_size: None,
         }
     }
     pub fn with_baseline(mut self, baseline: Baseline) -> Self {
@@ -72,6 +76,10 @@ impl Gate {
     }
     pub fn with_max_zxid_lag(mut self, lag: u64) -> Self {
         self.max_zxid_lag = lag;
+        self
+    }
+    pub fn with_config_size(mut self, voters: usize) -> Self {
+        self.config_size = Some(voters);
         self
     }
 }
@@ -444,11 +452,12 @@ pub fn verdict(gate: &Gate, observations: &[MemberObservation]) -> Verdict {
                     });
                 }
                 if let Some(size) = m.mntr.quorum_size() {
-                    if n > 1 && size != n as u64 {
+                    let expected = gate.config_size.unwrap_or(n) as u64;
+                    if n > 1 && size != expected {
                         failures.push(Failure::QuorumSize {
                             id,
                             voters: size,
-                            expected: n as u64,
+                            expected,
                         });
                     }
                 }
