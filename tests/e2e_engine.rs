@@ -6,33 +6,13 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bed::{wait_for, Bed};
 use support::chart::*;
+use support::cli::{run, zkscale, BIN};
 use support::writer::{self, Writer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zkscale");
-
-fn zkscale(bed: &Bed, ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(["-n", ns, "--timeout", "150s"])
-        .args(args)
-        .env("KUBECONFIG", &bed.kubeconfig);
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    let out = c.output().expect("run kubectl-zkscale");
-    eprintln!(
-        "--- kubectl-zkscale exit {:?}\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
-}
 
 fn start_writer(bed: &Bed, ns: &str) -> Writer {
     Writer::start(pod_addrs(bed, ns))

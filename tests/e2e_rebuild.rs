@@ -6,34 +6,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::bed::Bed;
 use support::chart::*;
+use support::cli::{kill_at, run, zkscale};
 use support::writer::{self, Writer};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zkscale");
-
-fn zkscale(bed: &Bed, ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(["-n", ns, "--timeout", "150s"])
-        .args(args)
-        .env("KUBECONFIG", &bed.kubeconfig);
-    c
-}
-
-fn run(mut c: Command) -> Output {
-    let out = c.output().expect("run kubectl-zkscale");
-    eprintln!(
-        "--- kubectl-zkscale exit {:?}\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
-}
 
 fn pod(id: u32) -> String {
     format!("{STS}-{}", id - 1)
@@ -58,35 +36,6 @@ async fn leader_and_epoch(bed: &Bed, ns: &str) -> (u32, u32) {
         v.leader.expect("a leader"),
         v.baseline().expect("a baseline").leader_zxid.epoch(),
     )
-}
-
-/// `rebuild <pod> -o json`, killed once its claim has been replaced (after the deletions).
-fn kill_after_deletions(bed: &Bed, ns: &str, pod: &str) {
-    let mut child = zkscale(bed, ns, &["rebuild", pod, "-o", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut hit = false;
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
-        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if e["event"] == "gate"
-            && e["name"]
-                .as_str()
-                .unwrap_or("")
-                .contains("new, empty claim")
-        {
-            eprintln!("killing the run at {e}");
-            hit = true;
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(hit, "the run ended before the kill point");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +114,17 @@ async fn e2e_rebuild_a_follower_then_the_leader() {
     // the new claim alone.
     let other = (1..=3).find(|&i| i != follower && i != leader).unwrap();
     let before = claim_uid(&bed, ns, other);
-    kill_after_deletions(&bed, ns, &pod(other));
+    // Killed once its claim has been replaced (after the deletions).
+    kill_at(
+        zkscale(&bed, ns, &["rebuild", &pod(other), "-o", "json"]),
+        |e| {
+            e["event"] == "gate"
+                && e["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("new, empty claim")
+        },
+    );
     // The dead run's lease would expire in 30 s; e2e_engine covers that wait.
     let _ = bed.kubectl_try(&["delete", "lease", "-n", ns, &format!("{STS}-zkscale")]);
     let replaced = claim_uid(&bed, ns, other);

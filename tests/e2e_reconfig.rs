@@ -10,43 +10,28 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::bed::{wait_for, Bed};
 use support::chart::*;
+use support::cli::zkscale;
 use support::writer::{self, Writer};
 use support::zk_client::ZkClient;
 use zkscale::model::ServerList;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zkscale");
 const SECRET: &str = "zk-super";
 const PASSWORD: &str = "s3cret-for-the-bed";
-
-fn zkscale(bed: &Bed, ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(["-n", ns, "--timeout", "150s"])
-        .args(args)
-        .env("KUBECONFIG", &bed.kubeconfig);
-    c
-}
 
 /// Everything the runs printed, for [`secrets_never_shown`].
 static PRINTED: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
-fn run(mut c: Command) -> Output {
-    let out = c.output().expect("run kubectl-zkscale");
+fn run(c: Command) -> Output {
+    let out = support::cli::run(c);
     if let Ok(mut p) = PRINTED.lock() {
         p.push_str(&String::from_utf8_lossy(&out.stdout));
         p.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    eprintln!(
-        "--- kubectl-zkscale exit {:?}\n{}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
     out
 }
 
@@ -359,37 +344,9 @@ async fn e2e_reconfig_1_to_5_and_5_to_3_without_restarts() {
 
 /// `kubectl zkscale --to N -o json`, killed (-9) at the first event `at` accepts.
 fn kill_at(bed: &Bed, ns: &str, to: u32, at: impl Fn(&serde_json::Value) -> bool) {
-    let mut child = zkscale(
-        bed,
-        ns,
-        &[
-            "--to",
-            &to.to_string(),
-            "-o",
-            "json",
-            "--zk-auth-secret",
-            SECRET,
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut hit = false;
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
-        let Ok(e) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if at(&e) {
-            eprintln!("killing the run at {e}");
-            hit = true;
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(hit, "the run ended before the kill point");
+    let to = to.to_string();
+    let args = ["--to", &to, "-o", "json", "--zk-auth-secret", SECRET];
+    support::cli::kill_at(zkscale(bed, ns, &args), at);
 }
 
 /// Re-runs `--to N` until the killed run's lease has expired; its output.

@@ -70,18 +70,7 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
                 eprintln!("kubectl-zkscale: WARNING: --force given ({reason}): the pre-step health gate may be overridden");
             }
             let v = engine.scale(to).await?;
-            if output == Output::Json {
-                json_line(
-                    &serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v}),
-                );
-            } else {
-                table::print(&format!(
-                    "{}/{}: {}",
-                    engine.namespace(),
-                    engine.statefulset(),
-                    v.summary()
-                ));
-            }
+            print_result(&engine, output, &v);
             Ok(Exit::Ok)
         }
         Job::Rebuild {
@@ -110,18 +99,7 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
         }
         Job::Rebuild { pods, .. } => {
             let v = engine.rebuild(&pods).await?;
-            if output == Output::Json {
-                json_line(
-                    &serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v}),
-                );
-            } else {
-                table::print(&format!(
-                    "{}/{}: {}",
-                    engine.namespace(),
-                    engine.statefulset(),
-                    v.summary()
-                ));
-            }
+            print_result(&engine, output, &v);
             Ok(Exit::Ok)
         }
         Job::PostRender { .. }
@@ -131,5 +109,21 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
         | Job::Usage => {
             unreachable!("dispatched elsewhere")
         }
+    }
+}
+
+/// The last line of a run that changed the ensemble: its final verdict.
+fn print_result(engine: &Engine<'_>, output: Output, v: &crate::zk::Verdict) {
+    if output == Output::Json {
+        json_line(
+            &serde_json::json!({"event": "result", "ok": true, "exit_code": 0, "verdict": v}),
+        );
+    } else {
+        table::print(&format!(
+            "{}/{}: {}",
+            engine.namespace(),
+            engine.statefulset(),
+            v.summary()
+        ));
     }
 }

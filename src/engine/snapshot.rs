@@ -132,40 +132,36 @@ impl Snapshot {
 
     /// The health verdict for the StatefulSet's list.
     pub fn verdict(&self, baseline: Option<Baseline>, lag: u64) -> Verdict {
-        let voters: Vec<u32> = self.live.zk.servers.ids().into_iter().collect();
-        let obs: Vec<MemberObservation> = self
-            .members
-            .iter()
-            .filter(|(_, id, _)| voters.contains(id))
-            .map(|(_, _, m)| m.clone())
-            .collect();
-        let mut gate = Gate::new(voters).with_max_zxid_lag(lag);
-        if let Some(b) = baseline {
-            gate = gate.with_baseline(b);
-        }
-        zk::verdict(&gate, &obs)
+        self.verdict_of(None, baseline, lag)
     }
 
-    /// [`Snapshot::verdict`] for the list without server `id`, as if it were not a member.
+    /// [`Snapshot::verdict`] for the list without server `id`, as if it were not a member (the
+    /// members' own configuration still counts it).
     pub fn verdict_without(&self, id: u32, lag: u64) -> Verdict {
+        self.verdict_of(Some(id), None, lag)
+    }
+
+    fn verdict_of(&self, without: Option<u32>, baseline: Option<Baseline>, lag: u64) -> Verdict {
         let voters: Vec<u32> = self
             .live
             .zk
             .servers
             .ids()
             .into_iter()
-            .filter(|v| *v != id)
+            .filter(|v| Some(*v) != without)
             .collect();
         let obs: Vec<MemberObservation> = self
             .members
             .iter()
-            .filter(|(_, i, _)| voters.contains(i))
+            .filter(|(_, id, _)| voters.contains(id))
             .map(|(_, _, m)| m.clone())
             .collect();
-        let size = self.live.zk.servers.len();
-        let gate = Gate::new(voters)
+        let mut gate = Gate::new(voters)
             .with_max_zxid_lag(lag)
-            .with_config_size(size);
+            .with_config_size(self.live.zk.servers.len());
+        if let Some(b) = baseline {
+            gate = gate.with_baseline(b);
+        }
         zk::verdict(&gate, &obs)
     }
 

@@ -4,6 +4,7 @@
 
 pub mod bed;
 pub mod chart;
+pub mod cli;
 pub mod fixtures;
 pub mod helm;
 pub mod scenario;
