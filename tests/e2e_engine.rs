@@ -256,10 +256,15 @@ async fn e2e_runs_with_the_minimal_role() {
         ),
     )
     .unwrap();
+    let printed = std::cell::RefCell::new(String::new());
     let as_sa = |args: &[&str]| {
         let mut c = Command::new(BIN);
         c.arg("--kubeconfig").arg(&kc).args(args);
-        run(c)
+        let out = run(c);
+        let mut p = printed.borrow_mut();
+        p.push_str(&String::from_utf8_lossy(&out.stdout));
+        p.push_str(&String::from_utf8_lossy(&out.stderr));
+        out
     };
     // The ServiceAccount cannot do more than the Role allows.
     let forbidden = Command::new(&bed.kubectl)
@@ -271,10 +276,40 @@ async fn e2e_runs_with_the_minimal_role() {
         "the Role must not grant secrets"
     );
     assert_eq!(as_sa(&["status"]).status.code(), Some(0));
+    // With the debug trail on (-vv: zkscale at trace, kube at debug).
     assert_eq!(
-        as_sa(&["--to", "2", "--timeout", "150s"]).status.code(),
+        as_sa(&["--to", "2", "--timeout", "150s", "-vv"])
+            .status
+            .code(),
         Some(0)
     );
     wait_healthy(&bed, ns, 2).await;
     assert_eq!(count_znodes(&bed, ns).await, 200);
+    // The bearer token shows nowhere: not in what the runs printed, the debug trail included,
+    // nor in the annotations and Events they left.
+    let token = token.trim();
+    assert!(token.len() > 20, "a token: {token}");
+    let places = [
+        ("output", printed.borrow().clone()),
+        (
+            "annotations",
+            bed.kubectl(&[
+                "get",
+                "sts",
+                STS,
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.metadata.annotations}",
+            ]),
+        ),
+        (
+            "events",
+            bed.kubectl(&["get", "events", "-n", ns, "-o", "yaml"]),
+        ),
+    ];
+    for (what, text) in places {
+        assert!(!text.is_empty(), "nothing in {what}");
+        assert!(!text.contains(token), "the bearer token in {what}");
+    }
 }

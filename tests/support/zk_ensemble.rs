@@ -186,12 +186,42 @@ pub struct Ensemble {
     /// JVM flags for every member (e.g. a superDigest), as the image's JVMFLAGS.
     pub jvm_flags: Vec<String>,
     members: BTreeMap<ServerId, Member>,
+    /// Released when the ensemble is gone (after its members are killed).
+    _turn: Turn,
+}
+
+/// The real ensembles of one test binary run one at a time: several sets of JVMs starting
+/// together on a 2-core machine starve each other past ZooKeeper's own timeouts (a leader
+/// dropping its quorum because followers missed `syncLimit`), which tests the machine, not
+/// the code under test. (One ensemble per test: a test that made two would wait for itself.)
+static ENSEMBLE_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+struct Turn;
+
+impl Turn {
+    fn take() -> Turn {
+        use std::sync::atomic::Ordering;
+        while ENSEMBLE_RUNNING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        ENSEMBLE_RUNNING.store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl Ensemble {
     /// Panics (with the install hint) if the jars are missing.
     pub fn new(version: ZkVersion) -> Ensemble {
         let classpath = version.classpath().unwrap_or_else(|e| panic!("{e}"));
+        let turn = Turn::take();
         let net = allocate_net();
         let dir = tempfile::Builder::new()
             .prefix(&format!(
@@ -213,6 +243,7 @@ impl Ensemble {
             extra_cfg: String::new(),
             jvm_flags: Vec::new(),
             members: BTreeMap::new(),
+            _turn: turn,
         }
     }
 
@@ -259,7 +290,7 @@ impl Ensemble {
         std::fs::create_dir_all(&data).expect("data dir");
         std::fs::write(data.join("myid"), format!("{id}\n")).expect("myid");
         let mut cfg = format!(
-            "tickTime={tick}\ninitLimit=10\nsyncLimit=5\ndataDir={data}\n\
+            "tickTime={tick}\ninitLimit=10\nsyncLimit=10\ndataDir={data}\n\
              clientPortAddress={ip}\nclientPort=2181\n\
              4lw.commands.whitelist=srvr, mntr, ruok\nadmin.enableServer=false\n\
              preAllocSize=1024\nforceSync=no\n",
