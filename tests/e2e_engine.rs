@@ -289,25 +289,8 @@ async fn e2e_runs_with_the_minimal_role() {
     // nor in the annotations and Events they left.
     let token = token.trim();
     assert!(token.len() > 20, "a token: {token}");
-    let places = [
-        ("output", printed.borrow().clone()),
-        (
-            "annotations",
-            bed.kubectl(&[
-                "get",
-                "sts",
-                STS,
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.metadata.annotations}",
-            ]),
-        ),
-        (
-            "events",
-            bed.kubectl(&["get", "events", "-n", ns, "-o", "yaml"]),
-        ),
-    ];
+    let mut places = vec![("output", printed.borrow().clone())];
+    places.extend(left_in_cluster(&bed, ns));
     for (what, text) in places {
         assert!(!text.is_empty(), "nothing in {what}");
         assert!(!text.contains(token), "the bearer token in {what}");

@@ -80,29 +80,14 @@ fn secrets_never_shown(bed: &Bed, ns: &str) {
         ns,
         &["status", "-o", "json", "--zk-auth-secret", SECRET],
     ));
-    let places = [
+    let mut places = vec![
         ("output", PRINTED.lock().unwrap().clone()),
         (
             "status",
             String::from_utf8_lossy(&status.stdout).into_owned(),
         ),
-        (
-            "annotations",
-            bed.kubectl(&[
-                "get",
-                "sts",
-                STS,
-                "-n",
-                ns,
-                "-o",
-                "jsonpath={.metadata.annotations}",
-            ]),
-        ),
-        (
-            "events",
-            bed.kubectl(&["get", "events", "-n", ns, "-o", "yaml"]),
-        ),
     ];
+    places.extend(left_in_cluster(bed, ns));
     for (what, text) in places {
         assert!(
             !text.is_empty() || what == "annotations",

@@ -215,3 +215,19 @@ pub async fn delete_each_pod_in_turn(bed: &Bed, ns: &str, n: usize, healthy_at: 
         wait_healthy(bed, ns, healthy_at).await;
     }
 }
+
+/// What runs leave in the cluster for people to read, by name: the StatefulSet's annotations
+/// and the namespace's Events (for the checks that no secret shows anywhere).
+pub fn left_in_cluster(bed: &Bed, ns: &str) -> Vec<(&'static str, String)> {
+    let annotations = bed.kubectl(&[
+        "get",
+        "sts",
+        STS,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
+    let events = bed.kubectl(&["get", "events", "-n", ns, "-o", "yaml"]);
+    vec![("annotations", annotations), ("events", events)]
+}
