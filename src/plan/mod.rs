@@ -765,13 +765,18 @@ mod tests {
     use super::*;
 
     fn chart(n: u32) -> Observed {
+        chart_led_by(n, n)
+    }
+
+    /// A settled chart-shaped ensemble of `n` (pod DNS names, ids from 1) led by `leader`.
+    pub(super) fn chart_led_by(n: u32, leader: u32) -> Observed {
         let env: Vec<String> = (0..n)
             .map(|o| format!("zk-{o}.zk-hs.ns.svc.cluster.local:2888:3888::{}", o + 1))
             .collect();
         let list = ServerList::parse_env(&(env.join(" ") + " ")).unwrap();
         let addr =
             Addressing::from_template("zk-{ordinal}.zk-hs.ns.svc.cluster.local", "zk").unwrap();
-        Observed::settled(list, addr, 1, "zk", Some(n)).unwrap()
+        Observed::settled(list, addr, 1, "zk", Some(leader)).unwrap()
     }
 
     fn kinds(s: &Step) -> Vec<String> {

@@ -126,17 +126,7 @@ pub fn rebuild_order(obs: &Observed, ordinals: &[u32]) -> Result<Vec<Rebuild>, P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Addressing, ServerList};
-
-    fn ensemble(n: u32, leader: u32) -> Observed {
-        let env: Vec<String> = (0..n)
-            .map(|o| format!("zk-{o}.zk-hs.ns.svc.cluster.local:2888:3888::{}", o + 1))
-            .collect();
-        let list = ServerList::parse_env(&(env.join(" ") + " ")).unwrap();
-        let addr =
-            Addressing::from_template("zk-{ordinal}.zk-hs.ns.svc.cluster.local", "zk").unwrap();
-        Observed::settled(list, addr, 1, "zk", Some(leader)).unwrap()
-    }
+    use crate::plan::tests::chart_led_by as ensemble;
 
     fn down(mut obs: Observed, ordinal: u32) -> Observed {
         let id = ordinal + 1;
