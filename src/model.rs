@@ -727,7 +727,14 @@ pub enum Addressing {
     /// A name per member that is not the pod's own (e.g. one Service per member:
     /// `zk-0-quorum.zk-test.svc.cluster.local`, `coord-member-2`). The pod cannot bind that
     /// address, so the quorum must listen on all IPs (`ZOO_LISTEN_ALLIPS_ENABLED=yes`).
-    PerMember { prefix: String, suffix: String },
+    /// `offset` is what the number in the name adds to the ordinal: 0 when names count
+    /// ordinals, `minServerId` when they carry the server id (`<sts>-member-<id>`, as a
+    /// migration from hosts names them).
+    PerMember {
+        prefix: String,
+        suffix: String,
+        offset: u32,
+    },
 }
 
 /// Whether `suffix` (after `<sts>-<ordinal>`) is `.<headless service>...` of a pod DNS name
@@ -801,7 +808,11 @@ impl Addressing {
         match common.len() {
             1 => {
                 let (prefix, suffix) = common.into_iter().next().unwrap_or_default();
-                Ok(Addressing::PerMember { prefix, suffix })
+                Ok(Addressing::PerMember {
+                    prefix,
+                    suffix,
+                    offset: 0,
+                })
             }
             0 => Err(ModelError::Addressing {
                 reason: format!(
@@ -845,26 +856,45 @@ impl Addressing {
         Ok(Addressing::PerMember {
             prefix: prefix.to_string(),
             suffix: suffix.to_string(),
+            offset: 0,
         })
     }
 
-    fn parts(&self) -> (String, &str) {
+    /// [`Addressing::infer`] for names that carry the server id rather than the ordinal
+    /// (`id = ordinal + min_server_id`): `(id, member)` pairs in, a per-member pattern out.
+    pub fn infer_by_id(members: &[&Member], min_server_id: u32) -> Result<Addressing, ModelError> {
+        let pairs: Vec<(u32, &Member)> = members.iter().map(|m| (m.id, *m)).collect();
+        match Addressing::infer(&pairs, "")? {
+            Addressing::PerMember { prefix, suffix, .. } => Ok(Addressing::PerMember {
+                prefix,
+                suffix,
+                offset: min_server_id,
+            }),
+            pod => Ok(pod),
+        }
+    }
+
+    fn parts(&self) -> (String, &str, u32) {
         match self {
-            Addressing::PodDns { sts, suffix } => (format!("{sts}-"), suffix),
-            Addressing::PerMember { prefix, suffix } => (prefix.clone(), suffix),
+            Addressing::PodDns { sts, suffix } => (format!("{sts}-"), suffix, 0),
+            Addressing::PerMember {
+                prefix,
+                suffix,
+                offset,
+            } => (prefix.clone(), suffix, *offset),
         }
     }
 
     /// Host of the member running in pod `ordinal`.
     pub fn address_for(&self, ordinal: u32) -> String {
-        let (p, s) = self.parts();
-        format!("{p}{ordinal}{s}")
+        let (p, s, offset) = self.parts();
+        format!("{p}{}{s}", ordinal + offset)
     }
 
     /// Inverse of [`Addressing::address_for`].
     pub fn ordinal_of_host(&self, host: &str) -> Option<u32> {
-        let (p, s) = self.parts();
-        canonical_number(host.strip_prefix(p.as_str())?.strip_suffix(s)?)
+        let (p, s, offset) = self.parts();
+        canonical_number(host.strip_prefix(p.as_str())?.strip_suffix(s)?)?.checked_sub(offset)
     }
 
     /// True when the host is the pod's own DNS name (it can bind it); false for per-member
@@ -875,7 +905,10 @@ impl Addressing {
 
     /// The pattern with `{ordinal}` in place of the number.
     pub fn template(&self) -> String {
-        let (p, s) = self.parts();
+        let (p, s, offset) = self.parts();
+        if offset > 0 {
+            return format!("{p}{{ordinal + {offset}}}{s}");
+        }
         format!("{p}{{ordinal}}{s}")
     }
 }
@@ -1111,6 +1144,20 @@ mod tests {
             Addressing::infer(&pairs, "zk"),
             Err(ModelError::Addressing { .. })
         ));
+        // Names carrying the server id (a migration's Services): ordinal = id − minServerId.
+        let mig = rt("zk-member-1.ns.svc.cluster.local:2888:3888::1 \
+                      zk-member-2.ns.svc.cluster.local:2888:3888::2");
+        let members: Vec<&Member> = mig.members().iter().collect();
+        let a = Addressing::infer_by_id(&members, 1).unwrap();
+        assert!(!a.is_pod_own_address());
+        assert_eq!(a.address_for(0), "zk-member-1.ns.svc.cluster.local");
+        assert_eq!(a.address_for(4), "zk-member-5.ns.svc.cluster.local");
+        assert_eq!(
+            a.ordinal_of_host("zk-member-2.ns.svc.cluster.local"),
+            Some(1)
+        );
+        assert_eq!(a.ordinal_of_host("zk-member-0.ns.svc.cluster.local"), None);
+        assert_eq!(a.template(), "zk-member-{ordinal + 1}.ns.svc.cluster.local");
         let t = Addressing::from_template("zk-{ordinal}.zk-hs", "zk").unwrap();
         assert!(t.is_pod_own_address());
         assert!(Addressing::from_template("zk", "zk").is_err());

@@ -1,5 +1,5 @@
 //! The kubectl front end: `kubectl zkscale --to N` (and `--dry-run`), `plan --to N`, `status`,
-//! `rebuild <pod>…`.
+//! `rebuild <pod>…`, `migrate`.
 
 use std::io::Write;
 
@@ -102,6 +102,7 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
             print_result(&engine, output, &v);
             Ok(Exit::Ok)
         }
+        Job::Migrate(args) => migrate(&engine, args, output).await,
         Job::PostRender { .. }
         | Job::Completions(_)
         | Job::Guard { .. }
@@ -110,6 +111,61 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
             unreachable!("dispatched elsewhere")
         }
     }
+}
+
+/// `migrate` (and `migrate plan`): the sources from the flags, then the engine.
+async fn migrate(
+    engine: &Engine<'_>,
+    args: super::MigrateArgs,
+    output: Output,
+) -> anyhow::Result<Exit> {
+    use crate::engine::{EngineError, Migration};
+    use crate::plan::migrate::{parse_from, sources_from_zoo_cfg, with_cluster_ips, Layout};
+    let sources = match &args.from_zoo_cfg {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                EngineError::Refused(format!("--from-zoo-cfg {}: {e}", path.display()))
+            })?;
+            sources_from_zoo_cfg(&text).map_err(EngineError::from)?
+        }
+        None => parse_from(&args.from).map_err(EngineError::from)?,
+    };
+    let sources = with_cluster_ips(sources, &args.host_ip).map_err(EngineError::from)?;
+    let layout = Layout::new(
+        sources,
+        engine.statefulset(),
+        engine.namespace(),
+        &args.cluster_domain,
+    )
+    .map_err(EngineError::from)?;
+    let m = Migration {
+        layout,
+        stop_cmd: args.stop_cmd,
+        start_cmd: args.start_cmd,
+    };
+    if args.dry_run {
+        let p = engine.migrate_plan(&m).await?;
+        if output == Output::Json {
+            table::print(&serde_json::to_string_pretty(&p).unwrap_or_default());
+        } else {
+            table::print_migrate_plan(&p);
+        }
+        return Ok(Exit::Ok);
+    }
+    let v = engine.migrate(&m).await?;
+    print_result(engine, output, &v);
+    // What to commit so that the next `helm upgrade` (through the post-renderer, which keeps
+    // the live member list naming the Services) renders this StatefulSet again.
+    let values = m.layout.values();
+    if output == Output::Json {
+        json_line(&serde_json::json!({"event": "values", "values": values}));
+    } else {
+        table::print(&format!(
+            "chart values to commit (helm upgrade with --post-renderer zkscale keeps the \
+             member list):\n{values}"
+        ));
+    }
+    Ok(Exit::Ok)
 }
 
 /// The last line of a run that changed the ensemble: its final verdict.

@@ -176,6 +176,54 @@ enum Command {
         #[command(flatten)]
         pick: PickArgs,
     },
+    /// Move an ensemble from hosts into the StatefulSet, keeping server ids and addresses.
+    ///
+    /// Each member gets its own Service (<statefulset>-member-<id>), first pointing at its
+    /// host. The source must run with a server list naming those Services (the run checks and
+    /// says which lines). Then one member at a time, by ascending id: its source is stopped, its
+    /// Service repointed, the StatefulSet grows by one so that the pod with its id starts empty
+    /// and syncs from the leader, and the gates pass before the next. A pod that never syncs is
+    /// removed and the member started on its host again (exit 4). Re-run to resume. The target
+    /// is a bitnami release installed with replicaCount=0, minServerId=<lowest id> and
+    /// persistence.
+    Migrate {
+        /// `plan`: show the checks' outcome, the order and the elections to expect; change
+        /// nothing (same as --dry-run).
+        #[arg(value_parser = ["plan"], value_name = "plan")]
+        mode: Option<String>,
+        /// Source members, `id=host:quorumPort:electionPort[:clientPort]` (repeat, or
+        /// comma-separated).
+        #[arg(long, value_name = "ENTRIES", required_unless_present = "from_zoo_cfg")]
+        from: Vec<String>,
+        /// A source member's zoo.cfg: its `server.N=` lines (and clientPort).
+        #[arg(long, value_name = "FILE", conflicts_with = "from")]
+        from_zoo_cfg: Option<PathBuf>,
+        /// `ID=IP`: the address the cluster reaches source member ID at, when it is not its
+        /// host as resolved here (NAT, a separate network); its Service's EndpointSlice holds
+        /// it (repeat, or comma-separated).
+        #[arg(long, value_name = "ID=IP")]
+        host_ip: Vec<String>,
+        /// Stops a source member; `{id}` and `{host}` are replaced, run with `sh -c`
+        /// (e.g. 'ssh {host} sudo systemctl stop zookeeper'). Without it zkscale asks you
+        /// and waits until it sees the member gone.
+        #[arg(long, value_name = "CMD")]
+        stop_cmd: Option<String>,
+        /// Starts a source member again (only when a move is rolled back).
+        #[arg(long, value_name = "CMD")]
+        start_cmd: Option<String>,
+        /// The cluster's DNS domain, in the Services' names [default: cluster.local].
+        #[arg(long, value_name = "DOMAIN")]
+        cluster_domain: Option<String>,
+        /// Show the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        pick: PickArgs,
+        #[command(flatten)]
+        care: CareArgs,
+    },
     /// Helm post-renderer: manifests on stdin, manifests on stdout.
     ///
     /// On a real `helm install/upgrade` the ensemble's size and template change is carried out
@@ -379,6 +427,7 @@ pub enum Job {
         pods: Vec<String>,
         dry_run: bool,
     },
+    Migrate(MigrateArgs),
     PostRender {
         request: crate::postrender::Request,
         log_file: Option<PathBuf>,
@@ -391,6 +440,17 @@ pub enum Job {
     },
     /// Nothing to do: print the help (exit 2).
     Usage,
+}
+
+/// `migrate`'s own arguments, read by the kubectl front end.
+pub struct MigrateArgs {
+    pub from: Vec<String>,
+    pub from_zoo_cfg: Option<PathBuf>,
+    pub host_ip: Vec<String>,
+    pub stop_cmd: Option<String>,
+    pub start_cmd: Option<String>,
+    pub cluster_domain: String,
+    pub dry_run: bool,
 }
 
 impl Cli {
@@ -441,6 +501,30 @@ impl Cli {
             }) => (
                 Job::Rebuild { pods, dry_run },
                 with(cluster, pick, CareArgs::default(), MethodArgs::default()),
+            ),
+            Some(Command::Migrate {
+                mode,
+                from,
+                from_zoo_cfg,
+                host_ip,
+                stop_cmd,
+                start_cmd,
+                cluster_domain,
+                dry_run,
+                cluster,
+                pick,
+                care,
+            }) => (
+                Job::Migrate(MigrateArgs {
+                    from,
+                    from_zoo_cfg,
+                    host_ip,
+                    stop_cmd,
+                    start_cmd,
+                    cluster_domain: cluster_domain.unwrap_or_else(|| "cluster.local".into()),
+                    dry_run: dry_run || mode.is_some(),
+                }),
+                with(cluster, pick, care, MethodArgs::default()),
             ),
             Some(Command::PostRender {
                 offline,

@@ -7,12 +7,14 @@
 //! - [`members`]: reaching members for four-letter words (API-server port-forward or direct);
 //! - [`tunnel`]: a member's client port as an address, for the ZooKeeper client (`reconfig`);
 //! - [`secret`]: the identity `reconfig` runs as, from a Secret;
+//! - [`services`]: one Service per member for a migration from hosts;
 //! - [`watch`]: wake-ups when the StatefulSet or its pods change, for the engine's waits.
 
 pub mod live;
 pub mod lock;
 pub mod members;
 pub mod secret;
+pub mod services;
 pub mod tunnel;
 pub mod watch;
 pub mod write;

@@ -13,6 +13,7 @@
 //! - [`template`]: a chart's new pod template put in place for a roll-out;
 //! - [`method`]: restart or reconfig, decided on what the leader says;
 //! - [`rebuild`]: members recreated empty with their ids (`kubectl zkscale rebuild`);
+//! - [`migrate`]: members moved in from hosts, one Service each (`kubectl zkscale migrate`);
 //! - [`status`]: the rows of `kubectl zkscale status`;
 //! - [`event`]: what a run reports; [`error`]: how it ends when it does not succeed.
 
@@ -22,6 +23,7 @@ pub mod event;
 #[cfg(test)]
 mod fixtures;
 pub mod method;
+mod migrate;
 mod rebuild;
 mod reconfig;
 pub mod snapshot;
@@ -46,6 +48,7 @@ use crate::zk::Verdict;
 pub use error::EngineError;
 pub use event::{Event, Progress};
 pub use method::MethodChoice;
+pub use migrate::Migration;
 pub use status::{MemberStatus, Status};
 use wait::{Check, Condition, Kind};
 
@@ -111,6 +114,9 @@ pub struct Engine<'p> {
     writes: std::sync::atomic::AtomicU64,
     /// The identity from `opts.identity_secret`, read once.
     identity: tokio::sync::OnceCell<Option<Identity>>,
+    /// Members outside the StatefulSet (a migration's source hosts): server id → client
+    /// address, asked directly in every look that asks the members.
+    external: Mutex<std::collections::BTreeMap<u32, String>>,
 }
 
 /// Whether the ensemble is exactly what `target` members and the chart's template ask for: the
@@ -153,6 +159,7 @@ impl<'p> Engine<'p> {
             last_look: Mutex::new(None),
             writes: Default::default(),
             identity: Default::default(),
+            external: Default::default(),
         })
     }
 

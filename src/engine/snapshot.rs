@@ -36,7 +36,7 @@ impl Snapshot {
             .iter()
             .filter_map(|m| model::ordinal_of(m, sts_name).map(|o| (o, m)))
             .collect();
-        let min_server_id = live
+        let mut min_server_id = live
             .zk
             .min_server_id
             .or_else(|| servers.infer_min_server_id(sts_name).ok())
@@ -50,7 +50,19 @@ impl Snapshot {
                 .iter()
                 .filter_map(|m| m.id.checked_sub(min_server_id).map(|o| (o, m)))
                 .collect();
-            Addressing::infer(&by_id, sts_name)?
+            match Addressing::infer(&by_id, sts_name) {
+                Ok(a) => a,
+                // Names that carry the server id (`<sts>-member-<id>`, as `kubectl zkscale
+                // migrate` creates them): ids are contiguous from minServerId, the lowest.
+                Err(e) => {
+                    let lowest = servers.ids().into_iter().min().unwrap_or(1);
+                    let min = live.zk.min_server_id.unwrap_or(lowest);
+                    let members: Vec<&model::Member> = servers.members().iter().collect();
+                    let a = Addressing::infer_by_id(&members, min).map_err(|_| e)?;
+                    min_server_id = min;
+                    a
+                }
+            }
         };
         Ok(Snapshot {
             live,
@@ -183,7 +195,10 @@ impl Snapshot {
         let mut pods = Vec::new();
         let committed = self.committed();
         for (ordinal, id, obs) in &self.members {
-            let p = &live.pods[ordinal];
+            // Members outside the StatefulSet (a migration's hosts) are not the planner's.
+            let Some(p) = live.pods.get(ordinal) else {
+                continue;
+            };
             if p.deleting {
                 continue;
             }
@@ -270,6 +285,21 @@ impl Engine<'_> {
                 }
             });
             snap.members = futures::future::join_all(futs).await;
+            // Members still on their hosts, under the ordinal their pod will have.
+            let external: Vec<(u32, String)> = match self.external.lock() {
+                Ok(e) => e.iter().map(|(id, a)| (*id, a.clone())).collect(),
+                Err(_) => Vec::new(),
+            };
+            let in_pods: BTreeSet<u32> = snap.members.iter().map(|(_, id, _)| *id).collect();
+            let outside = external
+                .into_iter()
+                .filter(|(id, _)| !in_pods.contains(id) && *id >= snap.min_server_id)
+                .map(|(id, addr)| {
+                    let ordinal = id - snap.min_server_id;
+                    async move { (ordinal, id, zk::observe_tcp(id, &addr, timeouts).await) }
+                });
+            snap.members
+                .extend(futures::future::join_all(outside).await);
             if config {
                 snap.config = Some(self.config_look(&snap).await);
             }

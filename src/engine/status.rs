@@ -50,8 +50,9 @@ impl Engine<'_> {
         let members = snap
             .members
             .iter()
-            .map(|(ordinal, id, o)| {
-                let pod = &snap.live.pods[ordinal];
+            // Pods only: members outside the StatefulSet are a migration's, which reports them.
+            .filter_map(|(ordinal, id, o)| {
+                let pod = snap.live.pods.get(ordinal)?;
                 let member = snap.live.zk.servers.get(*id);
                 let (mode, zxid, count, version, synced) = match &o.probe {
                     Probe::Serving { srvr, .. } => (
@@ -69,7 +70,7 @@ impl Engine<'_> {
                         (format!("unreachable: {error}"), None, None, None, None)
                     }
                 };
-                MemberStatus {
+                Some(MemberStatus {
                     pod: pod.name.clone(),
                     ordinal: *ordinal,
                     server_id: member.map(|m| m.id).or(Some(*id)),
@@ -80,7 +81,7 @@ impl Engine<'_> {
                     znode_count: count,
                     synced,
                     version,
-                }
+                })
             })
             .collect();
         Ok(Status {

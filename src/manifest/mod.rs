@@ -82,7 +82,7 @@ use serde_yaml::Value;
 
 pub use edit::{get as value_at, Edit, EditOp};
 pub use error::{DocRef, ManifestError};
-pub use zookeeper::{ScriptsConfigMap, ZkStatefulSet};
+pub use zookeeper::{min_server_id, ScriptsConfigMap, ZkStatefulSet};
 
 /// The annotation Helm 4 puts on every document it hands a post-renderer.
 pub const FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-filename";

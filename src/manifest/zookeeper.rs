@@ -201,7 +201,7 @@ fn scripts(doc_index: usize, value: &Value) -> Found {
 }
 
 /// The `N` of the chart's `ZOO_SERVER_ID="$((ORD + N ))"`.
-pub(crate) fn min_server_id(script: &str) -> Option<u32> {
+pub fn min_server_id(script: &str) -> Option<u32> {
     let mut rest = script;
     while let Some(i) = rest.find("ORD") {
         let after = rest[i + 3..].trim_start();

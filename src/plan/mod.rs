@@ -51,6 +51,7 @@
 //! pods' old list and the StatefulSet's list must then be one member apart, and the first step
 //! of the plan finishes that step (`resumed: true`) before planning on.
 
+pub mod migrate;
 pub mod rebuild;
 pub mod reconfig;
 pub mod sim;
@@ -96,6 +97,8 @@ pub enum PlanError {
     ReconfigUnavailable(String),
     #[error("cannot rebuild: {0}")]
     Rebuild(String),
+    #[error("cannot migrate: {0}")]
+    Migrate(String),
     #[error(
         "cannot rebuild server {id} now: while it is down, {others} other member(s) would be synced \
          with the leader, and {needed} are needed for a quorum (not synced: {missing:?}); bring \

@@ -19,6 +19,50 @@ macro_rules! out {
 }
 
 /// `plan` as text: the steps and each step's actions.
+/// `migrate plan` for people: where each member is, the order, the elections to expect, and
+/// the lines the source must run with.
+pub fn print_migrate_plan(p: &crate::plan::migrate::MigratePlan) {
+    let l = &p.layout;
+    out!(
+        "{}/{}: {} member(s) from hosts, {} in pods already",
+        l.namespace,
+        l.statefulset,
+        l.size(),
+        p.moved.len()
+    );
+    for s in &l.sources {
+        let svc = l.service(s.id);
+        let at = if p.moved.contains(&s.id) {
+            format!("in {}", l.pod(s.id))
+        } else {
+            format!("on {}", s.client_addr())
+        };
+        let lead = if p.leader == Some(s.id) {
+            " (leader)"
+        } else {
+            ""
+        };
+        out!("  server {}{lead}: {at}; Service {}", s.id, svc.name);
+    }
+    if p.order.is_empty() {
+        out!("nothing to move");
+    } else {
+        out!(
+            "moves, one at a time: {} (elections expected: {})",
+            p.order
+                .iter()
+                .map(|id| format!("server {id} → {}", l.pod(*id)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.elections
+        );
+    }
+    out!("every source member must run with:");
+    for line in &p.source_lines {
+        out!("  {line}");
+    }
+}
+
 pub fn print_plan(p: &crate::plan::Plan) {
     if p.steps.is_empty() {
         out!("nothing to do: already {} member(s)", p.to);

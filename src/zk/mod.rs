@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use observe::{observe_all_tcp, observe_stream, observe_tcp, wait_healthy, Timeouts};
+pub use observe::{
+    observe_all_tcp, observe_stream, observe_tcp, server_list_tcp, wait_healthy, Timeouts,
+};
 pub use parse::{
     parse_mntr, parse_ruok, parse_srvr, Latency, Mntr, Mode, ProposalSizes, Served, Srvr, Zxid,
 };

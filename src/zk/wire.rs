@@ -13,13 +13,15 @@ use super::ZkError;
 /// Largest answer accepted (a 3.9 `mntr` is about 20 KiB).
 const MAX_ANSWER: usize = 1 << 20;
 
-/// The four-letter words the bitnami chart whitelists (`ZOO_4LW_COMMANDS_WHITELIST="srvr, mntr, ruok"`).
+/// The four-letter words the bitnami chart whitelists (`ZOO_4LW_COMMANDS_WHITELIST="srvr, mntr, ruok"`),
+/// and `conf`, asked of a migration's source members (its server list, when they allow it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FourLetter {
     Srvr,
     Mntr,
     Ruok,
+    Conf,
 }
 
 impl FourLetter {
@@ -28,6 +30,7 @@ impl FourLetter {
             FourLetter::Srvr => "srvr",
             FourLetter::Mntr => "mntr",
             FourLetter::Ruok => "ruok",
+            FourLetter::Conf => "conf",
         }
     }
 }

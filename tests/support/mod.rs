@@ -8,6 +8,7 @@ pub mod cli;
 pub mod fixtures;
 pub mod helm;
 pub mod scenario;
+pub mod sources;
 pub mod writer;
 pub mod zk_client;
 pub mod zk_ensemble;

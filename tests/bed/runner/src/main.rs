@@ -11,7 +11,14 @@
 //!   asking `ruok` like the chart's probe. Deletion: SIGTERM, grace period, SIGKILL, then the
 //!   pod is deleted with grace 0 (what the kubelet does).
 //! - Names: one hosts file per pod (JVM `jdk.net.hosts.file`) mapping pod DNS names through the
-//!   headless Service and Service names to pod IPs (127.100.x.y, stable per pod name).
+//!   headless Service and Service names to pod IPs (127.100.x.y, stable per pod name); a
+//!   Service without a selector resolves to the first ready address of its EndpointSlices (a
+//!   host outside the cluster, as in a migration). The API server refuses loopback addresses
+//!   in EndpointSlices, so the bed's hosts outside the cluster have a cluster-side address in
+//!   198.18.0.0/16 (RFC 2544, never routed) that stands for 127.240.x.y, where they listen: a
+//!   NAT between the bed's "host network" and loopback. `<state>/hosts` holds every cluster name,
+//!   for ZooKeeper processes outside the cluster (they resolve Service names as hosts in a
+//!   cluster's network do).
 //! - kwok PortForward objects, one per pod, so `kubectl port-forward` reaches the process.
 
 mod zoo;
@@ -23,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
     Preconditions,
@@ -152,6 +160,10 @@ impl Runner {
             .list(&ListParams::default())
             .await?
             .items;
+        let slices = Api::<EndpointSlice>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items;
         let live: HashMap<String, &Pod> = pods.iter().map(|p| (key(p), p)).collect();
         // Pods that are gone from the API: nothing left to own.
         let gone: Vec<String> = self
@@ -171,7 +183,7 @@ impl Runner {
         // Names first: a pod's names resolve (for itself and its peers) before its process
         // starts, as cluster DNS publishes a headless Service's records (publishNotReadyAddresses)
         // as soon as the pod has an IP, before its container runs.
-        self.write_hosts(&pods, &services)?;
+        self.write_hosts(&pods, &services, &slices)?;
         for pod in &pods {
             if let Err(e) = self.reconcile_pod(pod).await {
                 log(format!("{}: {e:#}", key(pod)));
@@ -432,7 +444,12 @@ impl Runner {
 
     /// Cluster DNS stand-in: per-pod hosts files (each with its namespace's short names, as the
     /// pod's resolv.conf search path would give).
-    fn write_hosts(&mut self, pods: &[Pod], services: &[Service]) -> Result<()> {
+    fn write_hosts(
+        &mut self,
+        pods: &[Pod],
+        services: &[Service],
+        slices: &[EndpointSlice],
+    ) -> Result<()> {
         const DOMAINS: [&str; 2] = ["cluster.local", "corp.example"];
         let mut by_ns: BTreeMap<String, Vec<(String, Ipv4Addr)>> = BTreeMap::new();
         // Every pod bound here has its IP (stable per pod name) from the moment it exists; a pod
@@ -459,22 +476,27 @@ impl Runner {
                 }
             }
         }
-        // A Service name resolves to the first running pod it selects (no kube-proxy here).
+        // A Service name resolves to the first running pod it selects (no kube-proxy here), or
+        // without a selector to the first ready address of its EndpointSlices.
         for s in services {
             let ns = s.namespace().unwrap_or_default();
-            let Some(sel) = s.spec.as_ref().and_then(|s| s.selector.clone()) else {
-                continue;
+            let sel = s
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.clone())
+                .unwrap_or_default();
+            let target = if sel.is_empty() {
+                slice_address(slices, &ns, &s.name_any())
+            } else {
+                pods.iter()
+                    .find(|p| {
+                        p.namespace().as_deref() == Some(ns.as_str())
+                            && sel.iter().all(|(k, v)| p.labels().get(k) == Some(v))
+                            && p.metadata.deletion_timestamp.is_none()
+                    })
+                    .map(|p| ips[&key(p)])
             };
-            if sel.is_empty() {
-                continue;
-            }
-            let target = pods.iter().find(|p| {
-                p.namespace().as_deref() == Some(ns.as_str())
-                    && sel.iter().all(|(k, v)| p.labels().get(k) == Some(v))
-                    && p.metadata.deletion_timestamp.is_none()
-            });
-            if let Some(p) = target {
-                let ip = ips[&key(p)];
+            if let Some(ip) = target {
                 let n = s.name_any();
                 let e = by_ns.entry(ns.clone()).or_default();
                 e.push((n.clone(), ip));
@@ -493,6 +515,21 @@ impl Runner {
                     .cloned()
             })
             .collect();
+        // Outside the cluster: every fully qualified name.
+        let mut outside = String::from("# written by zkscale-pod-runner: cluster names\n");
+        let mut seen = std::collections::HashSet::new();
+        for (n, ip) in &all {
+            if seen.insert(n.clone()) {
+                outside.push_str(&format!("{ip} {n}\n"));
+            }
+        }
+        if self.hosts_written.get("") != Some(&outside) {
+            let path = self.state.join("hosts");
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &outside)?;
+            std::fs::rename(&tmp, &path)?;
+            self.hosts_written.insert(String::new(), outside);
+        }
         for p in pods {
             let k = key(p);
             let ns = p.namespace().unwrap_or_default();
@@ -698,4 +735,26 @@ fn status_of(pod: &Pod, run: &Running) -> serde_json::Value {
         ],
         "containerStatuses": containers,
     })
+}
+
+/// The first ready IPv4 address of the EndpointSlices of Service `ns/name`.
+fn slice_address(slices: &[EndpointSlice], ns: &str, name: &str) -> Option<Ipv4Addr> {
+    slices
+        .iter()
+        .filter(|s| {
+            s.namespace().as_deref() == Some(ns)
+                && s.labels()
+                    .get("kubernetes.io/service-name")
+                    .map(String::as_str)
+                    == Some(name)
+                && s.address_type == "IPv4"
+        })
+        .flat_map(|s| s.endpoints.iter())
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
+        .flat_map(|e| e.addresses.iter())
+        .find_map(|a| a.parse::<Ipv4Addr>().ok())
+        .map(|ip| match ip.octets() {
+            [198, 18, x, y] => Ipv4Addr::new(127, 240, x, y),
+            _ => ip,
+        })
 }

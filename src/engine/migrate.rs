@@ -1,0 +1,584 @@
+//! `kubectl zkscale migrate`: members of an ensemble on hosts moved into the StatefulSet one at a
+//! time, each keeping its server id and its address (its own Service). Which members, in which
+//! order and with which list is [`crate::plan::migrate`]'s decision; this is the doing.
+//!
+//! Per member (ascending ids, see the planner for why): the gate (the ensemble whole, or whole
+//! but for this member when a resumed run finds it already stopped); the operation annotation
+//! names it; its source is stopped (`--stop-cmd`, or the operator is asked to) and the rest is
+//! seen whole without it; its Service is pointed at the pod that will carry its id; the
+//! StatefulSet grows by one, so that pod starts on an empty claim and can only join the
+//! leader; the gates: it follows the leader, synced; then the whole list is healthy with no
+//! fewer znodes than before the move. A pod that never syncs is removed again (with its claim),
+//! the Service goes back to the host and the source is started again (`--start-cmd`): exit 4.
+//!
+//! State lives in the cluster: the StatefulSet's replicas say which members have moved (the
+//! lowest ids), the Services where each one's traffic goes. A run killed anywhere is resumed by
+//! the same command: a member whose source is already down is taken from where it stands.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use crate::cluster::Live;
+use crate::plan::migrate::{endpoint_refusal, Backend, Layout, MigratePlan, Source};
+use crate::plan::Expect;
+use crate::zk::{self, Probe, Verdict};
+
+use super::conditions;
+use super::snapshot::WRITE_LAG;
+use super::wait::{Check, Condition, Kind};
+use super::{Engine, EngineError, Event, REFUSE_AFTER};
+
+/// A migration: the source and the target, and how to stop and start a source member.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub layout: Layout,
+    /// Shell command templates with `{id}` and `{host}`; `None`: the operator is asked to.
+    pub stop_cmd: Option<String>,
+    pub start_cmd: Option<String>,
+}
+
+/// What the operation annotation says while a member moves.
+#[derive(Deserialize)]
+struct Operation {
+    migrate: u32,
+}
+
+impl Engine<'_> {
+    /// The checks that need no write, and the plan, from one look at the StatefulSet and every
+    /// member (pods for the moved ids, hosts for the rest).
+    pub async fn migrate_plan(&self, m: &Migration) -> Result<MigratePlan, EngineError> {
+        let live = self.target.read().await?;
+        self.check_target(&live, &m.layout).await?;
+        let replicas = live.replicas();
+        let obs = self.look_all(&live, &m.layout).await;
+        let ids: Vec<u32> = m.layout.sources.iter().map(|s| s.id).collect();
+        let v = zk::verdict(&zk::Gate::new(ids), &obs);
+        let leader = v.leader.or_else(|| {
+            let leaders: Vec<u32> = obs
+                .iter()
+                .filter_map(|o| match &o.probe {
+                    Probe::Serving { srvr, .. } if srvr.mode == zk::Mode::Leader => Some(o.id),
+                    _ => None,
+                })
+                .collect();
+            (leaders.len() == 1).then(|| leaders[0])
+        });
+        Ok(MigratePlan::new(m.layout.clone(), replicas, leader)?)
+    }
+
+    /// Moves every member not moved yet (see the module docs); the last gate's verdict.
+    pub async fn migrate(&self, m: &Migration) -> Result<Verdict, EngineError> {
+        self.with_lock(self.migrating(m)).await
+    }
+
+    async fn migrating(&self, m: &Migration) -> Result<Verdict, EngineError> {
+        let layout = &m.layout;
+        let n = layout.size();
+        let plan = self.migrate_plan(m).await?;
+        let live = self.target.read().await?;
+        let under_way = live
+            .operation()
+            .and_then(|op| serde_json::from_str::<Operation>(op).ok())
+            .map(|op| op.migrate);
+        if live.operation().is_some() && under_way.is_none() {
+            return Err(EngineError::Refused(format!(
+                "{} has another operation under way ({}): finish it first",
+                self.statefulset(),
+                live.operation().unwrap_or_default()
+            )));
+        }
+        // Members whose Services are in place; the sources still out there are asked directly.
+        for s in &layout.sources {
+            let svc = layout.service(s.id);
+            let backend = if layout.ordinal(s.id) < live.replicas() {
+                Backend::Pod {
+                    pod: layout.pod(s.id),
+                }
+            } else {
+                host_backend(s).await?
+            };
+            self.target
+                .point_member_service(&svc, &backend, release_of(&live))
+                .await?;
+            if layout.ordinal(s.id) >= live.replicas() {
+                self.set_external(s.id, Some(s.client_addr()));
+            }
+        }
+        self.check_sources(layout, &plan.order, under_way).await?;
+        let env = layout.servers().to_env();
+        if live.zk.servers_env != env || !live.zk.listens_on_all_ips() {
+            if live.replicas() > 0 {
+                return Err(EngineError::Refused(format!(
+                    "{} runs {} pod(s) with another member list than the migration's: it is not \
+                     this migration's target",
+                    self.statefulset(),
+                    live.replicas()
+                )));
+            }
+            self.emit(Event::Action {
+                description: format!(
+                    "{}: member list naming the Services, quorum on all IPs (0 pods, nothing restarts)",
+                    self.statefulset()
+                ),
+            });
+            self.target
+                .apply_migration_step(&live, 0, &env, None)
+                .await?;
+            self.wrote();
+        }
+        self.emit(Event::Note {
+            message: format!(
+                "{}/{}: move servers {:?} from their hosts, one at a time ({} moved already; {} \
+                 election(s) expected)",
+                self.namespace(),
+                self.statefulset(),
+                plan.order,
+                plan.moved.len(),
+                plan.elections
+            ),
+        });
+        if let Ok(live) = self.target.read().await {
+            let message = format!(
+                "migrate servers {:?} from hosts ({})",
+                plan.order, self.opts.holder
+            );
+            self.record(&live, false, "Migrating", &message).await;
+        }
+        let mut last = None;
+        for (i, &id) in plan.order.iter().enumerate() {
+            if i > 0 {
+                if let Some(why) = self.opts.cancel.reason() {
+                    return Err(EngineError::Stopped {
+                        size: n,
+                        reason: format!("interrupted ({why}) between two moved members"),
+                    });
+                }
+            }
+            last = Some(self.move_one(m, id, i == 0).await?);
+        }
+        let v = match last {
+            Some(v) => v,
+            None => {
+                self.gate("all members in pods", None, Some(n), self.opts.timeout)
+                    .await?
+            }
+        };
+        self.target
+            .annotate(&format!("migrated {n} members from hosts"), true)
+            .await?;
+        self.emit(Event::Note {
+            message: "every member runs in a pod; the chart values to commit follow".into(),
+        });
+        self.emit(Event::Done {
+            size: n,
+            elapsed_ms: self.start.elapsed().as_millis() as u64,
+            znode_count: v.baseline().map(|b| b.znode_count),
+        });
+        Ok(v)
+    }
+
+    /// One member from its host into its pod.
+    async fn move_one(&self, m: &Migration, id: u32, first: bool) -> Result<Verdict, EngineError> {
+        let layout = &m.layout;
+        let n = layout.size();
+        let src = layout.source(id).expect("planned ids are sources");
+        let ordinal = layout.ordinal(id);
+        let pod = layout.pod(id);
+        let env = layout.servers().to_env();
+        self.emit(Event::Note {
+            message: format!("move server {id} from {} into {pod}", src.host),
+        });
+        let wait = if first {
+            REFUSE_AFTER.min(self.opts.timeout)
+        } else {
+            self.opts.timeout
+        };
+        let before = format!("before moving server {id}");
+        let pre = match self
+            .until(conditions::healthy_but(&before, id, Some(n)), wait)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) if first => {
+                return Err(EngineError::Refused(format!(
+                    "the ensemble is not whole (server {id} aside): {}",
+                    e.into_reason()
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        let op = serde_json::json!({
+            "target": n, "step": format!("migrate server {id}"), "migrate": id,
+            "holder": self.opts.holder,
+            "at": k8s_openapi::jiff::Timestamp::now().to_string(),
+        })
+        .to_string();
+        self.target.set_operation(&op).await?;
+        self.wrote();
+        let serving = matches!(
+            zk::observe_tcp(id, &src.client_addr(), zk::Timeouts::default())
+                .await
+                .probe,
+            Probe::Serving { .. }
+        );
+        if serving {
+            self.source_command("stop", m.stop_cmd.as_deref(), src, n)
+                .await?;
+        }
+        self.until(dropped(id), self.opts.timeout).await?;
+
+        let live = self.target.read().await?;
+        if let (Some(claim), None) = (live.claims.get(&ordinal), live.pods.get(&ordinal)) {
+            if !self.opts.delete_stale_claims {
+                // Stopped, not refused: the source is down; starting it again is the way back.
+                return Err(EngineError::Stopped {
+                    size: n,
+                    reason: format!(
+                        "claim {claim} already exists for {pod}: a pod on it would start with old \
+                         data instead of empty. Delete it (or pass --delete-stale-claims) and \
+                         re-run; server {id}'s source is stopped (start it to go back)"
+                    ),
+                });
+            }
+            self.emit(Event::Action {
+                description: format!("delete stale claim {claim} (--delete-stale-claims)"),
+            });
+            self.target.delete_claim(claim).await?;
+            self.until(
+                conditions::gone(format!("claim {claim} deleted"), move |l: &Live| {
+                    l.claims.contains_key(&ordinal)
+                }),
+                self.opts.timeout,
+            )
+            .await?;
+        }
+        let svc = layout.service(id);
+        self.emit(Event::Action {
+            description: format!(
+                "Service {} → pod {pod}; {} grows to {} (server {id} starts empty and syncs from \
+                 the leader)",
+                svc.name,
+                self.statefulset(),
+                ordinal + 1
+            ),
+        });
+        self.target
+            .point_member_service(&svc, &Backend::Pod { pod: pod.clone() }, release_of(&live))
+            .await?;
+        self.set_external(id, None);
+        if live.replicas() < ordinal + 1 {
+            self.target
+                .apply_migration_step(&live, ordinal + 1, &env, Some(&op))
+                .await?;
+        }
+        self.wrote();
+        if let Err(e) = self
+            .until(
+                conditions::member(ordinal, id, Expect::Follow, None),
+                self.opts.timeout,
+            )
+            .await
+        {
+            return Err(self.move_back(m, id, e.into_reason()).await);
+        }
+        let after = format!("after moving server {id}");
+        self.gate(&after, pre.baseline(), Some(n), self.opts.timeout)
+            .await
+    }
+
+    /// A member whose pod never synced goes back to its host: the pod and its claim go, the
+    /// Service points at the host again and the source starts. The error to stop with.
+    async fn move_back(&self, m: &Migration, id: u32, why: String) -> EngineError {
+        let layout = &m.layout;
+        let n = layout.size();
+        let src = layout.source(id).expect("planned ids are sources");
+        let ordinal = layout.ordinal(id);
+        let pod = layout.pod(id);
+        self.emit(Event::Warning {
+            message: format!(
+                "server {id} did not sync in {pod} ({why}); moving it back to {}",
+                src.host
+            ),
+        });
+        let back = async {
+            let live = self.target.read().await?;
+            self.target
+                .apply_migration_step(&live, ordinal, &layout.servers().to_env(), None)
+                .await?;
+            self.wrote();
+            self.until(
+                conditions::gone(format!("pod {pod} removed"), move |l: &Live| {
+                    l.pods.contains_key(&ordinal)
+                }),
+                self.opts.timeout,
+            )
+            .await?;
+            if let Some(claim) = self.target.read().await?.claims.get(&ordinal) {
+                // Whatever it synced is a partial copy: the next attempt must start empty.
+                self.target.delete_claim(claim).await?;
+            }
+            self.target
+                .point_member_service(
+                    &layout.service(id),
+                    &host_backend(src).await?,
+                    release_of(&live),
+                )
+                .await?;
+            self.set_external(id, Some(src.client_addr()));
+            self.source_command("start", m.start_cmd.as_deref(), src, n)
+                .await?;
+            self.gate(
+                &format!("server {id} back on {}", src.host),
+                None,
+                Some(n),
+                self.opts.timeout,
+            )
+            .await
+        };
+        match back.await {
+            Ok(_) => EngineError::Stopped {
+                size: n,
+                reason: format!(
+                    "server {id} did not sync in {pod}: {why}. It runs on {} again and the \
+                     ensemble is whole; fix the cause and re-run to resume",
+                    src.host
+                ),
+            },
+            Err(e) => EngineError::Stopped {
+                size: n,
+                reason: format!(
+                    "server {id} did not sync in {pod} ({why}), and moving it back to {} failed: \
+                     {}. Point Service {} at the host and start the source by hand",
+                    src.host,
+                    e.into_reason(),
+                    layout.service(id).name
+                ),
+            },
+        }
+    }
+
+    /// Runs a `--stop-cmd`/`--start-cmd` for `src`, or asks the operator to do it.
+    async fn source_command(
+        &self,
+        verb: &str,
+        template: Option<&str>,
+        src: &Source,
+        n: u32,
+    ) -> Result<(), EngineError> {
+        let Some(t) = template else {
+            self.emit(Event::Note {
+                message: format!(
+                    "{verb} ZooKeeper server {} on {} now (no --{verb}-cmd given); zkscale waits \
+                     until it sees that done",
+                    src.id, src.host
+                ),
+            });
+            return Ok(());
+        };
+        let cmd = t
+            .replace("{id}", &src.id.to_string())
+            .replace("{host}", &src.host);
+        self.emit(Event::Action {
+            description: format!("{verb} server {} on {}: {cmd}", src.id, src.host),
+        });
+        let run = tokio::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let failed = |why: String| EngineError::Stopped {
+            size: n,
+            reason: format!("--{verb}-cmd for server {} failed: {why}", src.id),
+        };
+        let out = match tokio::time::timeout(self.opts.timeout, run).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(failed(e.to_string())),
+            Err(_) => return Err(failed(format!("no exit after {:?}", self.opts.timeout))),
+        };
+        // Its output is the operator's business, but never on stdout (`-o json` owns it).
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+            .filter(|l| !l.trim().is_empty())
+        {
+            tracing::info!(cmd = verb, "{line}");
+        }
+        if !out.status.success() {
+            return Err(failed(format!("{} (`{cmd}`)", out.status)));
+        }
+        Ok(())
+    }
+
+    fn set_external(&self, id: u32, addr: Option<String>) {
+        if let Ok(mut e) = self.external.lock() {
+            match addr {
+                Some(a) => e.insert(id, a),
+                None => e.remove(&id),
+            };
+        }
+    }
+
+    /// The target must be a bitnami StatefulSet with persistence whose setup.sh numbers new pods
+    /// from the lowest source id, and no more pods than members.
+    async fn check_target(&self, live: &Live, layout: &Layout) -> Result<(), EngineError> {
+        let refuse = |why: String| Err(EngineError::Refused(why));
+        if live.claim_template().is_none() {
+            return refuse(format!(
+                "{} has no volume claim template: install the chart with persistence.enabled=true \
+                 (a member's data must outlive its pod)",
+                self.statefulset()
+            ));
+        }
+        match self.target.setup_min_server_id(live).await? {
+            Some(min) if min == layout.min_server_id() => {}
+            Some(min) => {
+                return refuse(format!(
+                    "{} numbers new pods from minServerId {min}, the source's lowest id is {}: \
+                     install the release with --set minServerId={} (and replicaCount=0)",
+                    self.statefulset(),
+                    layout.min_server_id(),
+                    layout.min_server_id()
+                ))
+            }
+            None => {
+                return refuse(format!(
+                    "{}'s pods get no id from their ordinal (no setup.sh in a -scripts \
+                     ConfigMap): this is not a bitnami release",
+                    self.statefulset()
+                ))
+            }
+        }
+        if live.replicas() > layout.size() {
+            return refuse(format!(
+                "{} has {} replicas, more than the {} members to move",
+                self.statefulset(),
+                live.replicas(),
+                layout.size()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every member asked once: pods for the moved ids, hosts for the rest.
+    async fn look_all(&self, live: &Live, layout: &Layout) -> Vec<zk::MemberObservation> {
+        let timeouts = zk::Timeouts::default();
+        let futs = layout.sources.iter().map(|s| async move {
+            let ordinal = layout.ordinal(s.id);
+            if ordinal < live.replicas() {
+                self.target
+                    .observe(live.pods.get(&ordinal), s.id, self.opts.connect, timeouts)
+                    .await
+            } else {
+                zk::observe_tcp(s.id, &s.client_addr(), timeouts).await
+            }
+        });
+        futures::future::join_all(futs).await
+    }
+
+    /// Each source still to move runs with the list naming the Services (its `conf`); one that
+    /// does not is refused with the lines to run with. `conf` not whitelisted: said, not
+    /// refused (the pre-gate still holds every member to one leader).
+    async fn check_sources(
+        &self,
+        layout: &Layout,
+        order: &[u32],
+        under_way: Option<u32>,
+    ) -> Result<(), EngineError> {
+        let mut wrong = Vec::new();
+        for &id in order {
+            let src = layout.source(id).expect("planned ids are sources");
+            match zk::server_list_tcp(&src.client_addr(), zk::Timeouts::default()).await {
+                Ok(list) => {
+                    if let Err(e) = layout.check_source_list(id, &list) {
+                        wrong.push(e);
+                    }
+                }
+                Err(zk::ZkError::NotWhitelisted { .. }) => self.emit(Event::Warning {
+                    message: format!(
+                        "server {id} does not allow `conf` (4lw.commands.whitelist): its server \
+                         list cannot be checked; it must be the Services' (see `migrate plan`)"
+                    ),
+                }),
+                // The member this migration stopped before it was killed.
+                Err(_) if under_way == Some(id) => {}
+                Err(e) => wrong.push(format!("server {id} at {}: {e}", src.client_addr())),
+            }
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::Refused(format!(
+            "the source is not ready to move: {}. Before the first move every source member must \
+             run with these lines (a rolling restart of the source; the Services now point at \
+             the hosts):\n{}",
+            wrong.join("; "),
+            layout.source_lines().join("\n")
+        )))
+    }
+}
+
+/// The source's host as an EndpointSlice address: `--host-ip`, else the host (a name is
+/// resolved here, once). Addresses the API server refuses in an EndpointSlice are refused here
+/// with the way out.
+async fn host_backend(src: &Source) -> Result<Backend, EngineError> {
+    let ip = match (src.cluster_ip, src.host.parse::<IpAddr>()) {
+        (Some(ip), _) | (None, Ok(ip)) => ip,
+        (None, Err(_)) => tokio::net::lookup_host((src.host.as_str(), src.client_port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| {
+                EngineError::Refused(format!(
+                    "source host {} does not resolve from here (its Service's EndpointSlice \
+                     needs an address): give --host-ip {}=<IP>",
+                    src.host, src.id
+                ))
+            })?,
+    };
+    if let Some(what) = endpoint_refusal(ip) {
+        return Err(EngineError::Refused(format!(
+            "server {}'s address {ip} is {what}, which an EndpointSlice cannot hold (nor a pod \
+             reach): give the address the cluster reaches that host at with --host-ip {}=<IP>",
+            src.id, src.id
+        )));
+    }
+    Ok(Backend::Host {
+        ip,
+        ports: [src.client_port, src.quorum_port, src.election_port],
+    })
+}
+
+/// The Helm release the StatefulSet belongs to, if any.
+fn release_of(live: &Live) -> Option<&str> {
+    live.sts
+        .metadata
+        .annotations
+        .as_ref()?
+        .get("meta.helm.sh/release-name")
+        .map(String::as_str)
+}
+
+/// Server `id` no longer answers and the rest of the list is whole without it: the ensemble
+/// has dropped it (its leader no longer counts on it).
+fn dropped<'a>(id: u32) -> Condition<'a, ()> {
+    Condition::new(
+        format!("server {id} gone from its host, the rest whole without it"),
+        true,
+        Kind::Wait,
+        move |snap, look| {
+            let down = !snap
+                .members
+                .iter()
+                .any(|(_, i, o)| *i == id && matches!(o.probe, Probe::Serving { .. }));
+            let lag = if look.n == 0 { 0 } else { WRITE_LAG };
+            let rest = snap.verdict_without(id, lag);
+            match (down, rest.healthy) {
+                (true, true) => Check::Met((), rest.summary()),
+                (false, _) => Check::NotYet(format!("server {id} still serves")),
+                (true, false) => Check::NotYet(rest.summary()),
+            }
+        },
+    )
+}

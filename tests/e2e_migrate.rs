@@ -1,0 +1,511 @@
+//! `kubectl zkscale migrate` on the test bed: real ZooKeeper 3.9 members **outside**
+//! Kubernetes (their own loopback addresses, started and stopped by `tests/bed/source-member.sh`,
+//! the commands zkscale gets) moved into a bitnami release installed at replicaCount=0, with a
+//! client writing throughout. Each member keeps its id and its address (its own Service, first
+//! through an EndpointSlice to the host, then selecting the pod).
+
+mod support;
+
+use std::time::Duration;
+
+use support::bed::Bed;
+use support::chart::*;
+use support::cli::{kill_at, run, zkscale};
+use support::helm::{text as helm_text, Helm};
+use support::sources::{wait_resolves, Sources};
+use support::writer::{self, Writer};
+use support::zk_client::ZkClient;
+use zkscale::zk::{self, Gate, Timeouts, Verdict};
+
+/// The release at replicaCount=0 (the replicas-3 fixture with its size set to 0: there is no
+/// replicas-0 fixture), minServerId 1, persistence on.
+fn install_empty_release(bed: &Bed, ns: &str) {
+    let chart = bed.chart("bitnami-zookeeper-13.7.4-replicas-3", ns);
+    let manifest = chart.join("templates").join("manifest.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\n  replicas: 3\n"));
+    std::fs::write(
+        &manifest,
+        text.replace("\n  replicas: 3\n", "\n  replicas: 0\n"),
+    )
+    .unwrap();
+    bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
+}
+
+fn service_host(ns: &str, id: u32) -> String {
+    format!("{STS}-member-{id}.{ns}.svc.cluster.local")
+}
+
+/// Each member where it is now: its pod when it has one, else its host.
+fn addr_of(bed: &Bed, ns: &str, src: &Sources, id: u32) -> String {
+    match bed.pod_ip(ns, &format!("{STS}-{}", id - 1)) {
+        Some(ip) => format!("{ip}:2181"),
+        None => src.client_addr(id),
+    }
+}
+
+async fn verdict_now(bed: &Bed, ns: &str, src: &Sources) -> Verdict {
+    let addrs: Vec<(u32, String)> = src
+        .ids()
+        .iter()
+        .map(|&id| (id, addr_of(bed, ns, src, id)))
+        .collect();
+    let obs = zk::observe_all_tcp(&addrs, Timeouts::default()).await;
+    zk::verdict(&Gate::new(src.ids().to_vec()), &obs)
+}
+
+async fn wait_whole(bed: &Bed, ns: &str, src: &Sources) -> Verdict {
+    let start = std::time::Instant::now();
+    loop {
+        let v = verdict_now(bed, ns, src).await;
+        if v.healthy {
+            return v;
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "never whole: {}\n{}",
+            v.summary(),
+            src.log_tails()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `/data` children on every member's own copy, wherever it runs.
+async fn znodes_everywhere(bed: &Bed, ns: &str, src: &Sources) -> Vec<usize> {
+    let mut out = Vec::new();
+    for &id in src.ids() {
+        let addr = addr_of(bed, ns, src, id);
+        let c = ZkClient::connect(&addr, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        out.push(c.get_children("/data").await.map(|c| c.len()).unwrap_or(0));
+        c.close().await.ok();
+    }
+    out
+}
+
+/// Source members `1..=n` with 200 znodes, their lists naming the Services (which the first,
+/// refused, run of zkscale has created), leader `n`.
+async fn sources_ready(bed: &Bed, ns: &str, n: u32) -> Sources {
+    let ids: Vec<u32> = (1..=n).collect();
+    let src = Sources::new(bed, &ids);
+    // Started on their own addresses first, as an ensemble on hosts runs today.
+    for &id in &ids {
+        src.configure(id, |s| src.ip(s).to_string());
+    }
+    // Highest id first: with equal (empty) histories the highest id wins the first election,
+    // so the leader is the member that moves last.
+    for &id in ids.iter().rev() {
+        src.start(id);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let v = src.wait_healthy().await;
+    assert_eq!(v.leader, Some(n), "the highest id leads the fresh source");
+    let c = ZkClient::connect(&src.client_addr(1), Duration::from_secs(10))
+        .await
+        .unwrap();
+    c.ensure("/data").await.unwrap();
+    let paths: Vec<String> = (0..200).map(|i| format!("/data/n{i}")).collect();
+    c.create_many(&paths, b"payload").await.unwrap();
+    c.close().await.ok();
+
+    // zkscale creates the Services (pointing at the hosts) and refuses: the members' lists
+    // name the hosts, not the Services; it says which lines to run with.
+    let from = src.from_arg();
+    // Loopback addresses cannot go into an EndpointSlice: refused, saying what to give.
+    let out = run(zkscale(bed, ns, &["migrate", "--from", &from]));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--host-ip 1=<IP>"));
+    let host_ips = src.host_ip_arg();
+    let out = run(zkscale(
+        bed,
+        ns,
+        &["migrate", "--from", &from, "--host-ip", &host_ips],
+    ));
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("server.1={}:2888:3888", service_host(ns, 1))),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("server.1={}:2888:3888", src.ip(1))),
+        "{err}"
+    );
+    for &id in &ids {
+        wait_resolves(bed, &service_host(ns, id), &src.ip(id).to_string());
+    }
+    // The rolling restart the refusal asks for, followers first.
+    for &id in &ids {
+        src.stop(id);
+        src.configure(id, |s| service_host(ns, s));
+        src.start(id);
+        src.wait_healthy().await;
+    }
+    // The leader's restart handed leadership to another member: hand it back to the highest
+    // id (the ensemble's state before the rolling restart), restarting whoever leads.
+    for _ in 0..3 {
+        let v = src.wait_healthy().await;
+        match v.leader {
+            Some(l) if l == n => return src,
+            Some(l) => {
+                src.stop(l);
+                src.start(l);
+            }
+            None => unreachable!("healthy has a leader"),
+        }
+    }
+    panic!("server {n} never led the source again")
+}
+
+fn migrate_cmd<'a>(src: &'a Sources, from: &'a str) -> Vec<String> {
+    vec![
+        "migrate".into(),
+        "--from".into(),
+        from.into(),
+        "--host-ip".into(),
+        src.host_ip_arg(),
+        "--stop-cmd".into(),
+        src.cmd("stop"),
+        "--start-cmd".into(),
+        src.cmd("start"),
+    ]
+}
+
+fn json_events(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn gate_ms(events: &[serde_json::Value], name: &str) -> Option<u64> {
+    events
+        .iter()
+        .find(|e| e["event"] == "gate" && e["passed"] == true && e["name"] == name)
+        .and_then(|e| e["elapsed_ms"].as_u64())
+}
+
+/// Acceptance: `n` members from hosts into pods with a client writing: ids kept, nothing
+/// acknowledged lost, 200/200 on every member, at most one election, each source stopped once.
+async fn migrate_n(n: u32) {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace(&format!("mig{n}"));
+    let ns = ns.name.as_str();
+    install_empty_release(&bed, ns);
+    let src = sources_ready(&bed, ns, n).await;
+    let epoch0 = src
+        .verdict()
+        .await
+        .baseline()
+        .expect("baseline")
+        .leader_zxid
+        .epoch();
+    let stops0: Vec<usize> = src.ids().iter().map(|&id| src.count(id, "stop")).collect();
+    let starts0: Vec<usize> = src.ids().iter().map(|&id| src.count(id, "start")).collect();
+    let from = src.from_arg();
+
+    // The plan: every member, the order and the one election to expect.
+    let host_ips = src.host_ip_arg();
+    let out = run(zkscale(
+        &bed,
+        ns,
+        &[
+            "migrate",
+            "plan",
+            "--from",
+            &from,
+            "--host-ip",
+            &host_ips,
+            "-o",
+            "json",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plan["order"],
+        serde_json::json!((1..=n).collect::<Vec<_>>())
+    );
+    assert_eq!(plan["leader"], n);
+    assert_eq!(plan["elections"], 1);
+
+    let addrs = {
+        let (src_addrs, pods) = (
+            src.ids()
+                .iter()
+                .map(|&id| src.client_addr(id))
+                .collect::<Vec<_>>(),
+            pod_addrs(&bed, ns),
+        );
+        move || {
+            let mut a = pods();
+            a.extend(src_addrs.iter().cloned());
+            a
+        }
+    };
+    let w = Writer::start(addrs);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let args = migrate_cmd(&src, &from);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["-o", "json"]);
+    let started = std::time::Instant::now();
+    let out = run(zkscale(&bed, ns, &args));
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = w.stop();
+    assert_eq!(out.status.code(), Some(0), "{}", src.log_tails());
+
+    // Everything in pods, ids kept (the pod's own myid on its claim), sources all stopped.
+    let v = wait_whole(&bed, ns, &src).await;
+    for &id in src.ids() {
+        let pod = format!("{STS}-{}", id - 1);
+        assert!(bed.pod_ip(ns, &pod).is_some(), "{pod} runs");
+        let myid = bed
+            .runner_state
+            .join("pv")
+            .join(ns)
+            .join(format!("data-{pod}"))
+            .join("data/myid");
+        assert_eq!(
+            std::fs::read_to_string(&myid).unwrap().trim(),
+            id.to_string(),
+            "{pod} carries server {id}"
+        );
+        assert_eq!(
+            src.count(id, "stop") - stops0[(id - 1) as usize],
+            1,
+            "source {id} stopped exactly once"
+        );
+        assert_eq!(
+            src.count(id, "start"),
+            starts0[(id - 1) as usize],
+            "zkscale started no source"
+        );
+        let got = bed.kubectl(&[
+            "get",
+            "svc",
+            "-n",
+            ns,
+            &format!("{STS}-member-{id}"),
+            "-o",
+            "jsonpath={.spec.selector.statefulset\\.kubernetes\\.io/pod-name}",
+        ]);
+        assert_eq!(got, pod, "Service of server {id} selects its pod");
+    }
+    let epoch1 = v.baseline().unwrap().leader_zxid.epoch();
+    let elections = epoch1 - epoch0;
+    assert!(
+        elections <= 1,
+        "{elections} elections (epoch {epoch0} → {epoch1})"
+    );
+    let counts = znodes_everywhere(&bed, ns, &src).await;
+    assert!(
+        counts.iter().all(|c| *c == 200),
+        "znodes per member: {counts:?}"
+    );
+    let any = addr_of(&bed, ns, &src, 1);
+    let lost = writer::lost(&any, &report).await;
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    assert!(
+        report.acked.len() > 50,
+        "the writer wrote: {}",
+        report.acked.len()
+    );
+
+    // The values to commit, and the StatefulSet they describe.
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("listenOnAllIPs: true") && text.contains(&format!("replicaCount: {n}")),
+        "{err}{text}"
+    );
+    assert_eq!(sts_field(&bed, ns, ".spec.replicas"), n.to_string());
+
+    let events = json_events(&out.stdout);
+    let values = events
+        .iter()
+        .find(|e| e["event"] == "values")
+        .and_then(|e| e["values"].as_str())
+        .expect("the values event")
+        .to_string();
+    keeps_it(&bed, ns, n, &values);
+    let mut rows = Vec::new();
+    for &id in src.ids() {
+        let gone = gate_ms(
+            &events,
+            &format!("server {id} gone from its host, the rest whole without it"),
+        );
+        let own = gate_ms(&events, &format!("server {id} follows the leader, synced"));
+        let after = gate_ms(&events, &format!("after moving server {id}"));
+        rows.push(format!(
+            "server {id}: source gone {gone:?} ms, pod start+sync (own) {own:?} ms, gate after {after:?} ms"
+        ));
+    }
+    eprintln!(
+        "MEASURED migrate {n} hosts → pods: {:.1} s in all; {} acked writes, 0 lost, longest gap \
+         {:.1} s; elections {elections}; 200/200 on every member\n  {}",
+        took.as_secs_f64(),
+        report.acked.len(),
+        report.longest_gap.as_secs_f64(),
+        rows.join("\n  ")
+    );
+}
+
+/// The next `helm upgrade` with the values zkscale printed, through the post-renderer: the
+/// StatefulSet keeps its member list naming the Services, nothing restarts, and the release
+/// adopts the Services. (The fixture charts are rendered output, so the values are applied as
+/// the chart would render them: `listenOnAllIPs` in the env, `extraDeploy` as documents.)
+fn keeps_it(bed: &Bed, ns: &str, n: u32, values: &str) {
+    let v: serde_json::Value = serde_yaml::from_str(values).expect("values are YAML");
+    assert_eq!(v["replicaCount"], n);
+    assert_eq!(v["listenOnAllIPs"], true);
+    let chart = bed.chart(&format!("bitnami-zookeeper-13.7.4-replicas-{n}"), ns);
+    let manifest = chart.join("templates").join("manifest.yaml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    let allips = "- name: ZOO_LISTEN_ALLIPS_ENABLED\n              value: \"no\"";
+    assert!(text.contains(allips));
+    text = text.replace(
+        allips,
+        "- name: ZOO_LISTEN_ALLIPS_ENABLED\n              value: \"yes\"",
+    );
+    for doc in v["extraDeploy"].as_array().expect("extraDeploy") {
+        text.push_str("\n---\n");
+        text.push_str(&serde_yaml::to_string(doc).unwrap());
+    }
+    std::fs::write(&manifest, text).unwrap();
+    let uids = || {
+        bed.kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.items[*].metadata.uid}",
+        ])
+    };
+    let (uids0, servers0) = (uids(), sts_env(bed, ns, "ZOO_SERVERS"));
+    let helm = Helm::v4(bed);
+    let out = helm.with_chart("upgrade", &chart, ns, &[]);
+    assert!(out.status.success(), "{}", helm_text(&out));
+    assert_eq!(
+        sts_env(bed, ns, "ZOO_SERVERS"),
+        servers0,
+        "member list kept"
+    );
+    assert!(servers0.contains(&format!("{STS}-member-1.")), "{servers0}");
+    assert_eq!(sts_env(bed, ns, "ZOO_LISTEN_ALLIPS_ENABLED"), "yes");
+    assert_eq!(sts_field(bed, ns, ".spec.replicas"), n.to_string());
+    assert_eq!(uids(), uids0, "no pod restarted");
+    let owner = bed.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        ns,
+        &format!("{STS}-member-1"),
+        "-o",
+        "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}",
+    ]);
+    assert_eq!(owner, "Helm", "the release adopted the Services");
+}
+
+fn sts_env(bed: &Bed, ns: &str, name: &str) -> String {
+    sts_field(
+        bed,
+        ns,
+        &format!(".spec.template.spec.containers[0].env[?(@.name==\"{name}\")].value"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_migrate_3_hosts_into_pods() {
+    migrate_n(3).await;
+}
+
+/// Acceptance 2 (`make migrate`; `make test` runs the 3-member case).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: make migrate"]
+async fn e2e_migrate_5_hosts_into_pods() {
+    migrate_n(5).await;
+}
+
+/// Acceptance 3 and 4: a run killed (-9) mid-move resumes with the same command; a pod that
+/// cannot start sends its member back to its host (exit 4), the ensemble whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("migk");
+    let ns = ns.name.as_str();
+    install_empty_release(&bed, ns);
+    let src = sources_ready(&bed, ns, 3).await;
+    let from = src.from_arg();
+    let args = migrate_cmd(&src, &from);
+    let base: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // Killed right after server 1's Service was pointed at its pod (source 1 stopped, the pod
+    // not started or not synced yet).
+    let mut a = base.clone();
+    a.extend(["-o", "json"]);
+    kill_at(zkscale(&bed, ns, &a), |e| {
+        e["event"] == "action"
+            && e["description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with(&format!("Service {STS}-member-1 → pod")))
+    });
+    // Server 2's pod cannot start: its member goes back to its host.
+    bed.block_pod_start(ns, &format!("{STS}-1"), "migration test: pod never starts");
+    let mut a = base.clone();
+    a.extend(["--timeout", "45s"]);
+    let out = run(zkscale(&bed, ns, &a));
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server 2 did not sync"), "{err}");
+    assert!(
+        err.contains(&format!("runs on {} again", src.ip(2))),
+        "{err}"
+    );
+    assert_eq!(
+        src.count(1, "stop"),
+        2,
+        "source 1: the rolling restart's stop and the move's"
+    );
+    assert_eq!(
+        src.count(2, "start"),
+        3,
+        "source 2: first start, rolling restart, moved back"
+    );
+    assert_eq!(sts_field(&bed, ns, ".spec.replicas"), "1");
+    let v = wait_whole(&bed, ns, &src).await;
+    assert_eq!(
+        znodes_everywhere(&bed, ns, &src).await,
+        vec![200; 3],
+        "{}",
+        v.summary()
+    );
+    // The partial copy is gone: the next attempt starts empty.
+    support::bed::wait_for(
+        "the blocked pod's claim deleted",
+        Duration::from_secs(60),
+        || match bed.kubectl_try(&["get", "pvc", "-n", ns, &format!("data-{STS}-1")]) {
+            Err(_) => Ok(()),
+            Ok(s) => Err(s),
+        },
+    );
+
+    // Unblocked, the same command finishes.
+    std::fs::remove_file(
+        bed.runner_state
+            .join("faults")
+            .join(ns)
+            .join(format!("{STS}-1")),
+    )
+    .unwrap();
+    let out = run(zkscale(&bed, ns, &base));
+    assert_eq!(out.status.code(), Some(0));
+    wait_whole(&bed, ns, &src).await;
+    assert_eq!(znodes_everywhere(&bed, ns, &src).await, vec![200; 3]);
+    for id in 1..=3 {
+        assert!(bed.pod_ip(ns, &format!("{STS}-{}", id - 1)).is_some());
+    }
+}
