@@ -341,7 +341,7 @@ impl Engine<'_> {
                 size: n,
                 reason: format!(
                     "server {id} did not sync in {pod}: {why}. It runs on {} again and the \
-                     ensemble is whole; fix the cause and re-run to resume",
+                     ensemble is whole",
                     src.host
                 ),
             },
@@ -349,7 +349,7 @@ impl Engine<'_> {
                 size: n,
                 reason: format!(
                     "server {id} did not sync in {pod} ({why}), and moving it back to {} failed: \
-                     {}. Point Service {} at the host and start the source by hand",
+                     {}. Point Service {} at the host and start the source by hand, or",
                     src.host,
                     e.into_reason(),
                     layout.service(id).name

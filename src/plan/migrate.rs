@@ -371,12 +371,15 @@ impl Layout {
         }
     }
 
-    /// The `server.N=` lines the source must run with before the first move.
+    /// The zoo.cfg lines the source must run with before the first move: the `server.N=`
+    /// lines, and quorum on all IPs (a member's own entry now names a Service, whose address is
+    /// not the host's own; a host that cannot bind it cannot take part).
     pub fn source_lines(&self) -> Vec<String> {
         self.servers()
             .members()
             .iter()
             .map(|m| format!("server.{}={}", m.id, m.quorum_address()))
+            .chain(["quorumListenOnAllIPs=true".to_string()])
             .collect()
     }
 
@@ -574,6 +577,7 @@ mod tests {
             l.source_lines()[1],
             "server.2=zk-member-2.prod.svc.cluster.local:2888:3888"
         );
+        assert_eq!(l.source_lines()[3], "quorumListenOnAllIPs=true");
         let good = ServerList::parse_zoo_cfg(
             "server.1=zk-member-1.prod.svc.cluster.local:2888:3888:participant;0.0.0.0:2181\n\
              server.2=zk-member-2.prod:2888:3888\nserver.3=ZK-MEMBER-3:2888:3888\n",

@@ -112,8 +112,22 @@ impl Sources {
             writeln!(cfg, "server.{s}={}:2888:3888", host(s)).unwrap();
         }
         std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();
+        // A member whose own entry names its Service binds that name's address here (the bed
+        // resolves a Service to its backend; a host in a cluster network would listen on all
+        // IPs, `quorumListenOnAllIPs=true`, which the bed cannot: every member shares the
+        // ports). So it starts once its name leads to it, as a pod starts once its names resolve.
+        let own = host(id);
+        let wait = if own.parse::<Ipv4Addr>().is_ok() {
+            String::new()
+        } else {
+            format!(
+                "for i in $(seq 150); do grep -qxF '{ip} {own}' {hosts} && break; sleep 0.2; done\n",
+                ip = self.ip(id),
+                hosts = self.hosts_file.display()
+            )
+        };
         let run = format!(
-            "#!/bin/sh\nexec java -Xmx256m -Xms32m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+            "#!/bin/sh\n{wait}exec java -Xmx256m -Xms32m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
              -Djdk.net.hosts.file={hosts} -Dsun.net.inetaddr.ttl=0 \
              -Dsun.net.inetaddr.negative.ttl=0 -Dzookeeper.jmx.log4j.disable=true \
              -cp '{cp}' org.apache.zookeeper.server.quorum.QuorumPeerMain {cfg}\n",
