@@ -52,18 +52,15 @@ impl Engine<'_> {
         self.check_target(&live, &m.layout).await?;
         let replicas = live.replicas();
         let obs = self.look_all(&live, &m.layout).await;
-        let ids: Vec<u32> = m.layout.sources.iter().map(|s| s.id).collect();
-        let v = zk::verdict(&zk::Gate::new(ids), &obs);
-        let leader = v.leader.or_else(|| {
-            let leaders: Vec<u32> = obs
-                .iter()
-                .filter_map(|o| match &o.probe {
-                    Probe::Serving { srvr, .. } if srvr.mode == zk::Mode::Leader => Some(o.id),
-                    _ => None,
-                })
-                .collect();
-            (leaders.len() == 1).then(|| leaders[0])
-        });
+        // The member leading a quorum (a standalone source serving alone leads none).
+        let leaders: Vec<u32> = obs
+            .iter()
+            .filter_map(|o| match &o.probe {
+                Probe::Serving { srvr, .. } if srvr.mode == zk::Mode::Leader => Some(o.id),
+                _ => None,
+            })
+            .collect();
+        let leader = (leaders.len() == 1).then(|| leaders[0]);
         Ok(MigratePlan::new(m.layout.clone(), replicas, leader)?)
     }
 
@@ -89,23 +86,27 @@ impl Engine<'_> {
             )));
         }
         // Members whose Services are in place; the sources still out there are asked directly.
-        for s in &layout.sources {
-            let svc = layout.service(s.id);
-            let backend = if layout.ordinal(s.id) < live.replicas() {
-                Backend::Pod {
-                    pod: layout.pod(s.id),
+        for &id in &layout.ids {
+            let svc = layout.service(id);
+            let on_host = layout
+                .source(id)
+                .filter(|_| layout.ordinal(id) >= live.replicas());
+            let backend = match on_host {
+                Some(s) => {
+                    self.set_external(id, Some(s.client_addr()));
+                    host_backend(s).await?
                 }
-            } else {
-                host_backend(s).await?
+                None => Backend::Pod {
+                    pod: layout.pod(id),
+                },
             };
             self.target
                 .point_member_service(&svc, &backend, release_of(&live))
                 .await?;
-            if layout.ordinal(s.id) >= live.replicas() {
-                self.set_external(s.id, Some(s.client_addr()));
-            }
         }
-        self.check_sources(layout, &plan.order, under_way).await?;
+        if !layout.standalone {
+            self.check_sources(layout, &plan.order, under_way).await?;
+        }
         let env = layout.servers().to_env();
         if live.zk.servers_env != env || !live.zk.listens_on_all_ips() {
             if live.replicas() > 0 {
@@ -145,8 +146,14 @@ impl Engine<'_> {
             );
             self.record(&live, false, "Migrating", &message).await;
         }
+        let mut order = plan.order.clone();
+        if layout.standalone {
+            self.form_from_standalone(m).await?;
+            let replicas = self.target.read().await?.replicas();
+            order = layout.ids[replicas as usize..].to_vec();
+        }
         let mut last = None;
-        for (i, &id) in plan.order.iter().enumerate() {
+        for (i, &id) in order.iter().enumerate() {
             if i > 0 {
                 if let Some(why) = self.opts.cancel.reason() {
                     return Err(EngineError::Stopped {
@@ -285,6 +292,116 @@ impl Engine<'_> {
         let after = format!("after moving server {id}");
         self.gate(&after, pre.baseline(), Some(n), self.opts.timeout)
             .await
+    }
+
+    /// A standalone source becomes the highest of three members (see
+    /// [`Layout::standalone`]): the first pod starts empty and waits (alone it is one vote of
+    /// three), the source restarts once as a member (the downtime: stop, start, election) and
+    /// leads, having the data, the first pod syncs from it; then the second pod joins. Each
+    /// part is skipped when a resumed run finds it done.
+    async fn form_from_standalone(&self, m: &Migration) -> Result<(), EngineError> {
+        let layout = &m.layout;
+        let n = layout.size();
+        let src = &layout.sources[0];
+        let (h, first, second) = (src.id, layout.ids[0], layout.ids[1]);
+        let env = layout.servers().to_env();
+        let live = self.target.read().await?;
+        if live.replicas() >= 2 {
+            return Ok(());
+        }
+        let timeouts = zk::Timeouts::default();
+        let mode = |o: zk::MemberObservation| match o.probe {
+            Probe::Serving { srvr, mntr } => Some((srvr.mode, srvr.node_count, srvr.zxid, mntr)),
+            _ => None,
+        };
+        let now = mode(zk::observe_tcp(h, &src.client_addr(), timeouts).await);
+        let formed = matches!(now, Some((zk::Mode::Leader | zk::Mode::Follower, ..)));
+        let op = serde_json::json!({
+            "target": n, "step": format!("server {h} from standalone"), "migrate": h,
+            "holder": self.opts.holder,
+            "at": k8s_openapi::jiff::Timestamp::now().to_string(),
+        })
+        .to_string();
+        if !formed {
+            let baseline = match &now {
+                Some((zk::Mode::Standalone, count, zxid, _)) => Some(zk::Baseline {
+                    znode_count: *count,
+                    leader_zxid: *zxid,
+                }),
+                // Stopped by a run that was killed: it starts below; its data is its own.
+                None if live.operation().is_some() => None,
+                _ => {
+                    return Err(EngineError::Refused(format!(
+                        "source server {h} at {} does not serve standalone (nor as a member)",
+                        src.client_addr()
+                    )))
+                }
+            };
+            self.target.set_operation(&op).await?;
+            if live.replicas() < 1 {
+                self.emit(Event::Action {
+                    description: format!(
+                        "{} grows to 1: server {first} starts empty and waits for server {h} (alone it is 1 vote of 3)",
+                        self.statefulset()
+                    ),
+                });
+                self.target
+                    .apply_migration_step(&live, 1, &env, Some(&op))
+                    .await?;
+                self.wrote();
+            }
+            self.until(
+                conditions::member(0, first, Expect::Deferred, None),
+                self.opts.timeout,
+            )
+            .await?;
+            let down_at = std::time::Instant::now();
+            if baseline.is_some() {
+                self.source_command("stop", m.stop_cmd.as_deref(), src, n)
+                    .await?;
+            }
+            self.until(not_answering(h), self.opts.timeout).await?;
+            self.source_command("start", m.start_cmd.as_deref(), src, n)
+                .await?;
+            self.until(formed_around(h, first, second, baseline), self.opts.timeout)
+                .await?;
+            self.emit(Event::Note {
+                message: format!(
+                    "server {h} leads a quorum with server {first}: {:.1} s from its stop to the quorum serving (the standalone's one downtime)",
+                    down_at.elapsed().as_secs_f64()
+                ),
+            });
+        }
+        let live = self.target.read().await?;
+        let before = self
+            .until(
+                conditions::healthy_but(&format!("before server {second} joins"), second, Some(n)),
+                self.opts.timeout,
+            )
+            .await?;
+        self.emit(Event::Action {
+            description: format!(
+                "{} grows to 2: server {second} starts empty and syncs from the leader",
+                self.statefulset()
+            ),
+        });
+        self.target
+            .apply_migration_step(&live, 2, &env, Some(&op))
+            .await?;
+        self.wrote();
+        self.until(
+            conditions::member(1, second, Expect::Follow, None),
+            self.opts.timeout,
+        )
+        .await?;
+        self.gate(
+            &format!("after server {second} joined"),
+            before.baseline(),
+            Some(n),
+            self.opts.timeout,
+        )
+        .await?;
+        Ok(())
     }
 
     /// A member whose pod never synced goes back to its host: the pod and its claim go, the
@@ -463,14 +580,18 @@ impl Engine<'_> {
     /// Every member asked once: pods for the moved ids, hosts for the rest.
     async fn look_all(&self, live: &Live, layout: &Layout) -> Vec<zk::MemberObservation> {
         let timeouts = zk::Timeouts::default();
-        let futs = layout.sources.iter().map(|s| async move {
-            let ordinal = layout.ordinal(s.id);
-            if ordinal < live.replicas() {
-                self.target
-                    .observe(live.pods.get(&ordinal), s.id, self.opts.connect, timeouts)
-                    .await
-            } else {
-                zk::observe_tcp(s.id, &s.client_addr(), timeouts).await
+        let futs = layout.ids.iter().map(|&id| async move {
+            let ordinal = layout.ordinal(id);
+            match layout.source(id) {
+                Some(s) if ordinal >= live.replicas() => {
+                    zk::observe_tcp(id, &s.client_addr(), timeouts).await
+                }
+                // A pod, or none yet (a standalone source's new members): no running pod.
+                _ => {
+                    self.target
+                        .observe(live.pods.get(&ordinal), id, self.opts.connect, timeouts)
+                        .await
+                }
             }
         });
         futures::future::join_all(futs).await
@@ -558,6 +679,73 @@ fn release_of(live: &Live) -> Option<&str> {
         .as_ref()?
         .get("meta.helm.sh/release-name")
         .map(String::as_str)
+}
+
+/// Server `id` does not answer at all (a stopped process).
+fn not_answering<'a>(id: u32) -> Condition<'a, ()> {
+    Condition::new(
+        format!("server {id} stopped"),
+        true,
+        Kind::Wait,
+        move |snap, _| {
+            let up = snap.members.iter().any(|(_, i, o)| {
+                *i == id && matches!(o.probe, Probe::Serving { .. } | Probe::NotServing)
+            });
+            if up {
+                Check::NotYet(format!("server {id} still answers"))
+            } else {
+                Check::Met((), String::new())
+            }
+        },
+    )
+}
+
+/// The quorum formed from a standalone source: server `leader` (the former standalone, which
+/// has the data) leads, `first` follows it synced, `pending` aside; no fewer znodes than the
+/// standalone had. An empty member leading would mean the data is gone: stop at once.
+fn formed_around<'a>(
+    leader: u32,
+    first: u32,
+    pending: u32,
+    baseline: Option<zk::Baseline>,
+) -> Condition<'a, Verdict> {
+    Condition::new(
+        format!("server {leader} leads a quorum with server {first}, synced"),
+        true,
+        Kind::Gate { size: None },
+        move |snap, look| {
+            let lag = if look.n == 0 { 0 } else { WRITE_LAG };
+            let v = snap.verdict_without(pending, lag);
+            match v.leader {
+                Some(l) if l != leader => {
+                    return Check::Stop(EngineError::Stopped {
+                        size: 3,
+                        reason: format!(
+                            "server {l}, which started empty, leads instead of server {leader}: \
+                             stop everything and restore server {leader}'s data directory"
+                        ),
+                    })
+                }
+                _ => {}
+            }
+            let count_ok = match (baseline, v.znode_count) {
+                (Some(b), Some(c)) => c >= b.znode_count,
+                _ => true,
+            };
+            if v.healthy && count_ok {
+                let detail = v.summary();
+                Check::Met(v, detail)
+            } else if !count_ok {
+                Check::NotYet(format!(
+                    "{} znodes, the standalone had {}",
+                    v.znode_count.unwrap_or(0),
+                    baseline.map(|b| b.znode_count).unwrap_or(0)
+                ))
+            } else {
+                Check::NotYet(v.summary())
+            }
+        },
+    )
 }
 
 /// Server `id` no longer answers and the rest of the list is whole without it: the ensemble

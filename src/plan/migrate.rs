@@ -215,8 +215,13 @@ pub struct Layout {
     pub statefulset: String,
     pub namespace: String,
     pub cluster_domain: String,
-    /// By ascending id: the order of the moves.
+    /// Every member of the ensemble in the StatefulSet, ascending: the order of the moves.
+    pub ids: Vec<u32>,
+    /// The members on hosts, by ascending id (for a standalone source, the one server).
     pub sources: Vec<Source>,
+    /// The source is one standalone server: it becomes the highest of three members, the two
+    /// others starting as empty pods, before it moves itself.
+    pub standalone: bool,
 }
 
 impl Layout {
@@ -238,10 +243,11 @@ impl Layout {
         match ids.len() {
             0 => return refuse("no source members (give --from or --from-zoo-cfg)".into()),
             1 => {
-                return refuse(
-                    "a standalone source has no quorum to keep serving while it moves: run it as \
-                     a 3-member ensemble first (see the README, \"A standalone source\")"
-                        .into(),
+                return Layout::standalone(
+                    sources.remove(0),
+                    statefulset,
+                    namespace,
+                    cluster_domain,
                 )
             }
             2 => {
@@ -262,27 +268,62 @@ impl Layout {
                 w[0]
             ));
         }
-        let layout = Layout {
+        Layout {
             statefulset: statefulset.to_string(),
             namespace: namespace.to_string(),
             cluster_domain: cluster_domain.to_string(),
+            ids,
             sources,
-        };
-        let longest = layout.service(ids[ids.len() - 1]).name;
-        if longest.len() > 63 {
-            return refuse(format!(
-                "Service name {longest} is longer than 63 characters"
-            ));
+            standalone: false,
         }
-        Ok(layout)
+        .checked()
+    }
+
+    /// A standalone server (one process, no quorum): it cannot keep serving while it moves, and
+    /// its data can reach a pod only through a quorum. So it becomes server `id`, the highest of
+    /// three (`id − 2` and `id − 1` start as empty pods and can never outvote it: one of them
+    /// waits for it, the other joins its quorum), then moves like any member. The one restart
+    /// that turns it into a member is the downtime; its id must be ≥ 3.
+    pub fn standalone(
+        source: Source,
+        statefulset: &str,
+        namespace: &str,
+        cluster_domain: &str,
+    ) -> Result<Layout, PlanError> {
+        let id = source.id;
+        if id < 3 {
+            return Err(PlanError::Migrate(format!(
+                "a standalone source becomes the highest of 3 members (the two empty pods take the \
+                 ids below it): give it id 3 or more (`--from 3=...`), not {id}"
+            )));
+        }
+        Layout {
+            statefulset: statefulset.to_string(),
+            namespace: namespace.to_string(),
+            cluster_domain: cluster_domain.to_string(),
+            ids: vec![id - 2, id - 1, id],
+            sources: vec![source],
+            standalone: true,
+        }
+        .checked()
+    }
+
+    fn checked(self) -> Result<Layout, PlanError> {
+        let longest = self.service(self.ids[self.ids.len() - 1]).name;
+        if longest.len() > 63 {
+            return Err(PlanError::Migrate(format!(
+                "Service name {longest} is longer than 63 characters"
+            )));
+        }
+        Ok(self)
     }
 
     pub fn min_server_id(&self) -> u32 {
-        self.sources[0].id
+        self.ids[0]
     }
 
     pub fn size(&self) -> u32 {
-        self.sources.len() as u32
+        self.ids.len() as u32
     }
 
     /// The pod that carries server `id`.
@@ -311,17 +352,17 @@ impl Layout {
     /// The list every member runs with, sources and pods alike: the Services, the chart's ports.
     pub fn servers(&self) -> ServerList {
         let members = self
-            .sources
+            .ids
             .iter()
-            .map(|s| Member::new(s.id, self.service(s.id).host, PORTS[1].1, PORTS[2].1))
+            .map(|&id| Member::new(id, self.service(id).host, PORTS[1].1, PORTS[2].1))
             .collect();
         ServerList::from_members(members).expect("ids checked unique in Layout::new")
     }
 
-    /// The member that moves next when the StatefulSet has `replicas` pods (they carry the
-    /// lowest ids); `None` when all have moved.
-    pub fn next(&self, replicas: u32) -> Option<&Source> {
-        self.sources.get(replicas as usize)
+    /// The member whose pod comes next when the StatefulSet has `replicas` pods (they carry
+    /// the lowest ids); `None` when all are in pods.
+    pub fn next(&self, replicas: u32) -> Option<u32> {
+        self.ids.get(replicas as usize).copied()
     }
 
     /// Whether server `id` in a source's own list names its Service (any of the names cluster
@@ -343,7 +384,7 @@ impl Layout {
     /// What is wrong with a source member's own list (its `conf`), if anything: it must hold the
     /// same ids, each naming its Service, or a move would change its configuration.
     pub fn check_source_list(&self, id: u32, list: &ServerList) -> Result<(), String> {
-        let want: BTreeSet<u32> = self.sources.iter().map(|s| s.id).collect();
+        let want: BTreeSet<u32> = self.ids.iter().copied().collect();
         let have: BTreeSet<u32> = list.ids().into_iter().collect();
         if want != have {
             return Err(format!(
@@ -387,7 +428,7 @@ impl Layout {
     /// each time the member that moves leads. After an election the highest id among the others
     /// is assumed to lead (ZooKeeper's vote order at equal zxids).
     pub fn elections(&self, replicas: u32, leader: Option<u32>) -> u32 {
-        let ids: Vec<u32> = self.sources.iter().map(|s| s.id).collect();
+        let ids = &self.ids;
         let mut current = leader;
         let mut n = 0;
         for &id in ids.iter().skip(replicas as usize) {
@@ -408,8 +449,8 @@ impl Layout {
             self.size(),
             self.min_server_id()
         );
-        for s in &self.sources {
-            let svc = self.service(s.id);
+        for &id in &self.ids {
+            let svc = self.service(id);
             v.push_str(&format!(
                 "  - apiVersion: v1\n    kind: Service\n    metadata:\n      name: {}\n      \
                  labels:\n        zkscale.io/migration: {}\n        zkscale.io/server-id: \"{}\"\n    \
@@ -417,8 +458,8 @@ impl Layout {
                  statefulset.kubernetes.io/pod-name: {}\n      ports:\n",
                 svc.name,
                 self.statefulset,
-                s.id,
-                self.pod(s.id)
+                id,
+                self.pod(id)
             ));
             for (name, port) in PORTS {
                 v.push_str(&format!(
@@ -446,6 +487,8 @@ pub struct MigratePlan {
 }
 
 impl MigratePlan {
+    /// `leader`: the member leading a quorum now, if one does (a standalone source serving
+    /// alone leads none: it has yet to become a member, which costs an election).
     pub fn new(layout: Layout, replicas: u32, leader: Option<u32>) -> Result<Self, PlanError> {
         if replicas > layout.size() {
             return Err(PlanError::Migrate(format!(
@@ -454,12 +497,17 @@ impl MigratePlan {
                 layout.size()
             )));
         }
-        let ids: Vec<u32> = layout.sources.iter().map(|s| s.id).collect();
+        let ids = layout.ids.clone();
         Ok(MigratePlan {
             moved: ids[..replicas as usize].to_vec(),
             order: ids[replicas as usize..].to_vec(),
             leader,
-            elections: layout.elections(replicas, leader),
+            elections: match (layout.standalone, leader) {
+                // Forming the quorum of three elects the former standalone (it has the data),
+                // whose own move then costs one more.
+                (true, None) => 1 + layout.elections(replicas, layout.ids.last().copied()),
+                _ => layout.elections(replicas, leader),
+            },
             servers_env: layout.servers().to_env(),
             source_lines: layout.source_lines(),
             layout,
@@ -547,7 +595,7 @@ mod tests {
     fn layout_refuses_what_cannot_move() {
         for (ids, why) in [
             (&[][..], "no source"),
-            (&[1][..], "standalone"),
+            (&[2][..], "id 3 or more"),
             (&[1, 2][..], "grow the source to 3"),
             (&[1, 2, 4][..], "gap after 2"),
             (&[1, 1, 2][..], "not unique"),
@@ -560,7 +608,7 @@ mod tests {
         let l = layout(&[13, 11, 12]).unwrap();
         assert_eq!(l.min_server_id(), 11);
         assert_eq!(l.pod(13), "zk-2");
-        assert_eq!(l.next(0).unwrap().id, 11);
+        assert_eq!(l.next(0), Some(11));
         assert_eq!(l.next(3), None);
     }
 
@@ -618,6 +666,23 @@ mod tests {
         assert_eq!(p.moved, [1, 2]);
         assert_eq!(p.order, [3, 4, 5]);
         assert!(MigratePlan::new(l, 6, None).is_err());
+    }
+
+    #[test]
+    fn a_standalone_source_becomes_the_highest_of_three() {
+        let l = Layout::new(sources(&[5]), "zk", "prod", "cluster.local").unwrap();
+        assert!(l.standalone);
+        assert_eq!(l.ids, [3, 4, 5]);
+        assert_eq!(l.min_server_id(), 3);
+        assert_eq!(l.pod(5), "zk-2");
+        assert!(l.source(3).is_none() && l.source(5).is_some());
+        assert_eq!(l.servers().len(), 3);
+        // Not formed yet: the formation elects 5, whose move elects another.
+        let p = MigratePlan::new(l.clone(), 0, None).unwrap();
+        assert_eq!((p.order.clone(), p.elections), (vec![3, 4, 5], 2));
+        // Formed, 5 leading, both pods in: its move is left.
+        let p = MigratePlan::new(l, 2, Some(5)).unwrap();
+        assert_eq!((p.order, p.elections), (vec![5], 1));
     }
 
     #[test]

@@ -30,19 +30,27 @@ pub fn print_migrate_plan(p: &crate::plan::migrate::MigratePlan) {
         l.size(),
         p.moved.len()
     );
-    for s in &l.sources {
-        let svc = l.service(s.id);
-        let at = if p.moved.contains(&s.id) {
-            format!("in {}", l.pod(s.id))
-        } else {
-            format!("on {}", s.client_addr())
+    for &id in &l.ids {
+        let svc = l.service(id);
+        let at = match l.source(id) {
+            _ if p.moved.contains(&id) => format!("in {}", l.pod(id)),
+            Some(s) if l.standalone => format!("on {} (standalone now)", s.client_addr()),
+            Some(s) => format!("on {}", s.client_addr()),
+            None => format!("new, empty, in {}", l.pod(id)),
         };
-        let lead = if p.leader == Some(s.id) {
+        let lead = if p.leader == Some(id) {
             " (leader)"
         } else {
             ""
         };
-        out!("  server {}{lead}: {at}; Service {}", s.id, svc.name);
+        out!("  server {id}{lead}: {at}; Service {}", svc.name);
+    }
+    if l.standalone {
+        out!(
+            "a standalone source: the first pod waits for it, it restarts once as server {} of 3 \
+             (the only downtime: stop, start, election), the second pod joins, then it moves",
+            l.ids[2]
+        );
     }
     if p.order.is_empty() {
         out!("nothing to move");

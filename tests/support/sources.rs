@@ -97,6 +97,13 @@ impl Sources {
 
     /// Writes member `id`'s configuration: its list names `hosts(id)` for each member.
     pub fn configure(&self, id: u32, host: impl Fn(u32) -> String) {
+        let ids = self.ids.clone();
+        self.configure_with(id, &ids, host)
+    }
+
+    /// [`Sources::configure`] with the list `servers` (none: a standalone server). A running
+    /// member takes it at its next start, as a staged configuration file would be.
+    pub fn configure_with(&self, id: u32, servers: &[u32], host: impl Fn(u32) -> String) {
         let dir = self.dir(id);
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -108,7 +115,7 @@ impl Sources {
             data.display(),
             self.ip(id)
         );
-        for &s in &self.ids {
+        for &s in servers {
             writeln!(cfg, "server.{s}={}:2888:3888", host(s)).unwrap();
         }
         std::fs::write(dir.join("zoo.cfg"), cfg).unwrap();

@@ -488,13 +488,24 @@ impl Runner {
             let target = if sel.is_empty() {
                 slice_address(slices, &ns, &s.name_any())
             } else {
-                pods.iter()
+                let running = pods
+                    .iter()
                     .find(|p| {
                         p.namespace().as_deref() == Some(ns.as_str())
                             && sel.iter().all(|(k, v)| p.labels().get(k) == Some(v))
                             && p.metadata.deletion_timestamp.is_none()
                     })
-                    .map(|p| ips[&key(p)])
+                    .map(|p| ips[&key(p)]);
+                // A cluster's Service name always resolves (to its ClusterIP), pod or no pod.
+                // A Service for one StatefulSet pod resolves to that pod's IP (stable per pod
+                // name here) before the pod exists, so peers that started earlier can dial it.
+                match (running, sel.get("statefulset.kubernetes.io/pod-name")) {
+                    (Some(ip), _) => Some(ip),
+                    (None, Some(pod)) if sel.len() == 1 => {
+                        Some(self.ip_for(&format!("{ns}/{pod}"))?)
+                    }
+                    (None, _) => None,
+                }
             };
             if let Some(ip) = target {
                 let n = s.name_any();
