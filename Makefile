@@ -47,6 +47,9 @@ bench: testbed-up ## benchmarks that print figures (nothing is asserted about ti
 faults: testbed-up ## every mid-step fault e2e (make test runs one of them)
 	$(CARGO) test --test e2e_faults -- --ignored --test-threads=1
 
+migrate: testbed-up ## every migration e2e, the 5-member move included (make test runs 3 of them)
+	$(CARGO) test --test e2e_migrate -- --include-ignored --test-threads=1
+
 dist: ## release artifacts for this platform in dist/: archive, sha256, krew manifest, Helm plugin package
 	HELM=$(HELM4) packaging/dist.sh
 
@@ -76,4 +79,4 @@ install: build ## kubectl-zkscale on PATH ($(PREFIX)/bin) and the Helm 4 plugin 
 	  echo "  helm upgrade ... --post-renderer kubectl-zkscale --post-renderer-args post-render"; \
 	fi
 
-.PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench faults dist fuzz install
+.PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench faults migrate dist fuzz install

@@ -112,7 +112,7 @@ async fn sources_ready(bed: &Bed, ns: &str, n: u32) -> Sources {
 
     // zkscale creates the Services (pointing at the hosts) and refuses: the members' lists
     // name the hosts, not the Services; it says which lines to run with.
-    let from = src.from_arg();
+    let from = src.entries_arg();
     // Loopback addresses cannot go into an EndpointSlice: refused, saying what to give.
     let out = run(zkscale(bed, ns, &["migrate", "--from", &from]));
     assert_eq!(out.status.code(), Some(3));
@@ -136,6 +136,12 @@ async fn sources_ready(bed: &Bed, ns: &str, n: u32) -> Sources {
     for &id in &ids {
         wait_resolves(bed, &service_host(ns, id), &src.ip(id).to_string());
     }
+    // What the members ran with before (host addresses): `--from-zoo-cfg` reads this one.
+    std::fs::copy(
+        src.dir(1).join("zoo.cfg"),
+        src.root().join("source-zoo.cfg"),
+    )
+    .unwrap();
     // The rolling restart the refusal asks for, followers first.
     for &id in &ids {
         src.stop(id);
@@ -202,9 +208,15 @@ async fn migrate_n(n: u32) {
         .expect("baseline")
         .leader_zxid
         .epoch();
+    // 3 members from `--from` entries, 5 from the zoo.cfg they ran with on their hosts.
+    let from_cfg = src.root().join("source-zoo.cfg").display().to_string();
+    let (from_flag, from) = if n == 3 {
+        ("--from", src.entries_arg())
+    } else {
+        ("--from-zoo-cfg", from_cfg)
+    };
     let stops0: Vec<usize> = src.ids().iter().map(|&id| src.count(id, "stop")).collect();
     let starts0: Vec<usize> = src.ids().iter().map(|&id| src.count(id, "start")).collect();
-    let from = src.from_arg();
 
     // The plan: every member, the order and the one election to expect.
     let host_ips = src.host_ip_arg();
@@ -247,7 +259,8 @@ async fn migrate_n(n: u32) {
     };
     let w = Writer::start(addrs);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let args = migrate_cmd(&src, &from);
+    let mut args = migrate_cmd(&src, &from);
+    args[1] = from_flag.into();
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(["-o", "json"]);
     let started = std::time::Instant::now();
@@ -439,7 +452,7 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
     let ns = ns.name.as_str();
     install_empty_release(&bed, ns);
     let src = sources_ready(&bed, ns, 3).await;
-    let from = src.from_arg();
+    let from = src.entries_arg();
     let args = migrate_cmd(&src, &from);
     let base: Vec<&str> = args.iter().map(String::as_str).collect();
     let (stops1, starts2, stops2) = (
@@ -542,7 +555,7 @@ async fn e2e_migrate_a_standalone_source() {
     // The member configuration, staged on the host: it takes effect when zkscale restarts it.
     src.configure_with(3, &[1, 2, 3], |s| service_host(ns, s));
 
-    let from = src.from_arg();
+    let from = src.entries_arg();
     let host_ips = src.host_ip_arg();
     let out = run(zkscale(
         &bed,

@@ -770,3 +770,61 @@ fn dropped<'a>(id: u32) -> Condition<'a, ()> {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    //! The migration's own conditions on scenarios (pods stand in for hosts: the conditions
+    //! read members by id, wherever they run).
+    use super::super::fixtures::{ensemble, Scenario};
+    use super::super::wait::{Check, Condition, Look};
+    use super::*;
+
+    const LATER: Look = Look {
+        n: 3,
+        overdue: false,
+    };
+
+    fn check<T>(cond: Condition<'_, T>, s: &Scenario) -> Result<String, String> {
+        let mut test = cond.test;
+        match test(&s.snapshot(), LATER) {
+            Check::Met(_, detail) => Ok(detail),
+            Check::NotYet(why) => Err(why),
+            Check::Stop(e) => Err(format!("stopped: {e}")),
+        }
+    }
+
+    #[test]
+    fn a_member_is_dropped_once_it_is_gone_and_the_rest_is_whole() {
+        // Server 2 (ordinal 1) stopped, 1 follows 3: met.
+        assert!(check(dropped(2), &ensemble(3).unreachable(1)).is_ok());
+        let e = check(dropped(2), &ensemble(3)).unwrap_err();
+        assert!(e.contains("still serves"), "{e}");
+        // Gone, but the rest has lost its leader: not yet.
+        assert!(check(dropped(2), &ensemble(3).unreachable(1).unreachable(2)).is_err());
+        assert!(check(not_answering(2), &ensemble(3).unreachable(1)).is_ok());
+        assert!(check(not_answering(2), &ensemble(3).not_serving(1)).is_err());
+    }
+
+    #[test]
+    fn the_quorum_formed_from_a_standalone_must_be_led_by_it() {
+        let base = |znode_count| {
+            Some(zk::Baseline {
+                znode_count,
+                leader_zxid: zk::Zxid(0),
+            })
+        };
+        // 3 (the former standalone) leads, 1 follows, 2 not there yet: formed.
+        let formed = ensemble(3).leader(3).unreachable(1);
+        assert!(check(formed_around(3, 1, 2, base(0)), &formed).is_ok());
+        // Fewer znodes than the standalone had: not yet (the sync is still running).
+        let e = check(formed_around(3, 1, 2, base(u64::MAX)), &formed).unwrap_err();
+        assert!(e.contains("the standalone had"), "{e}");
+        // The empty member leads: the data would be gone; stop at once.
+        let wrong = ensemble(3).leader(1).unreachable(1);
+        let e = check(formed_around(3, 1, 2, base(0)), &wrong).unwrap_err();
+        assert!(
+            e.starts_with("stopped") && e.contains("started empty"),
+            "{e}"
+        );
+    }
+}

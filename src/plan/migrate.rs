@@ -421,6 +421,12 @@ impl Layout {
             .iter()
             .map(|m| format!("server.{}={}", m.id, m.quorum_address()))
             .chain(["quorumListenOnAllIPs=true".to_string()])
+            .chain(self.standalone.then(|| {
+                format!(
+                    "# and `{}` in dataDir/myid: the standalone becomes server {}",
+                    self.ids[2], self.ids[2]
+                )
+            }))
             .collect()
     }
 
@@ -677,6 +683,7 @@ mod tests {
         assert_eq!(l.pod(5), "zk-2");
         assert!(l.source(3).is_none() && l.source(5).is_some());
         assert_eq!(l.servers().len(), 3);
+        assert!(l.source_lines()[4].contains("`5` in dataDir/myid"));
         // Not formed yet: the formation elects 5, whose move elects another.
         let p = MigratePlan::new(l.clone(), 0, None).unwrap();
         assert_eq!((p.order.clone(), p.elections), (vec![3, 4, 5], 2));

@@ -123,6 +123,21 @@ where
     }
 }
 
+/// The server list a member runs with, from its `conf` (`server.N=` lines; 3.5+ print them
+/// under `membership:`). An error says why it could not be read (`conf` not whitelisted, no
+/// answer); an empty list is a standalone server.
+pub async fn server_list_tcp(
+    addr: &str,
+    timeouts: Timeouts,
+) -> Result<crate::model::ServerList, ZkError> {
+    let conn = connect_tcp(addr, timeouts.connect).await?;
+    let text = four_letter(conn, FourLetter::Conf, timeouts.read).await?;
+    crate::model::ServerList::parse_zoo_cfg(&text).map_err(|e| ZkError::Parse {
+        cmd: FourLetter::Conf,
+        reason: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,19 +225,4 @@ mod tests {
             }
         ));
     }
-}
-
-/// The server list a member runs with, from its `conf` (`server.N=` lines; 3.5+ print them
-/// under `membership:`). An error says why it could not be read (`conf` not whitelisted, no
-/// answer); an empty list is a standalone server.
-pub async fn server_list_tcp(
-    addr: &str,
-    timeouts: Timeouts,
-) -> Result<crate::model::ServerList, ZkError> {
-    let conn = connect_tcp(addr, timeouts.connect).await?;
-    let text = four_letter(conn, FourLetter::Conf, timeouts.read).await?;
-    crate::model::ServerList::parse_zoo_cfg(&text).map_err(|e| ZkError::Parse {
-        cmd: FourLetter::Conf,
-        reason: e.to_string(),
-    })
 }

@@ -69,7 +69,7 @@ impl Sources {
     }
 
     /// `--from` for zkscale.
-    pub fn from_arg(&self) -> String {
+    pub fn entries_arg(&self) -> String {
         self.ids
             .iter()
             .map(|id| format!("{id}={}:2888:3888:2181", self.ip(*id)))
