@@ -226,7 +226,7 @@ async fn migrate_n(n: u32) {
         &[
             "migrate",
             "plan",
-            "--from",
+            from_flag,
             &from,
             "--host-ip",
             &host_ips,
