@@ -18,6 +18,10 @@ const TEMPLATE: &str = include_str!("../charts/zkscale-guard/templates/guard.yam
 
 /// The policies the chart installs: the StatefulSet itself, and its scale subresource.
 pub const POLICIES: [&str; 2] = ["zkscale-guard", "zkscale-guard-scale"];
+/// The guard's default override annotation: set or changed in a request, it lets that request
+/// through (a migration's steps set it: their list names every member, on hosts or in pods,
+/// while replicas count only the pods).
+pub const OVERRIDE_ANNOTATION: &str = "zkscale.io/allow-unsafe";
 
 /// What the API server does with an unsafe change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -51,7 +55,7 @@ impl Default for Values {
         Values {
             namespace_labels: Vec::new(),
             actions: vec![Action::Deny],
-            override_annotation: "zkscale.io/allow-unsafe".into(),
+            override_annotation: OVERRIDE_ANNOTATION.into(),
         }
     }
 }

@@ -245,13 +245,7 @@ async fn faults_member_silent_past_the_timeout_stops_safely() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("stopped at 2 member(s)"), "{err}");
-    std::fs::remove_file(
-        bed.runner_state
-            .join("faults")
-            .join(ns)
-            .join(format!("{STS}-2")),
-    )
-    .unwrap();
+    bed.unblock_pod_start(ns, &format!("{STS}-2"));
     wait_healthy(&bed, ns, 2).await;
     nothing_lost(&bed, ns, 2, w).await;
 }

@@ -129,14 +129,7 @@ async fn e2e_gitops_previews_of_3_to_5_and_image_bump_applied() {
     delete_each_pod_in_turn(&bed, ns, 3, 3).await;
     all_members_keep(&bed, ns, 3, 200).await;
 
-    let uids = bed.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.items[*].metadata.uid}",
-    ]);
+    let uids = pod_uids(&bed, ns);
     render_and_apply(&bed, helm, ns, BUMP);
     still_n_pods(&bed, ns, 3);
     let note = pending(&bed, ns);
@@ -144,14 +137,7 @@ async fn e2e_gitops_previews_of_3_to_5_and_image_bump_applied() {
         note.contains("new pod template") && note.contains("roll-out at 3"),
         "{note}"
     );
-    let now = bed.kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.items[*].metadata.uid}",
-    ]);
+    let now = pod_uids(&bed, ns);
     assert_eq!(now, uids, "applying the template restarted a member");
     delete_each_pod_in_turn(&bed, ns, 3, 3).await;
     let images = bed.kubectl(&[

@@ -8,83 +8,16 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use support::bed::Bed;
 use support::chart::*;
+use support::guard::{guard_chart, Guard};
 use support::helm::{text, Helm, BIN};
 
 const R2: &str = "bitnami-zookeeper-13.7.4-replicas-2";
 const R3: &str = "bitnami-zookeeper-13.7.4-replicas-3";
-
-fn guard_chart() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("charts/zkscale-guard")
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-/// The guard installed for namespace `ns` (matched by a label), removed when dropped.
-struct Guard<'b> {
-    bed: &'b Bed,
-    ns: String,
-}
-
-impl<'b> Guard<'b> {
-    fn install(bed: &'b Bed, ns: &str, actions: &str) -> Guard<'b> {
-        bed.kubectl(&[
-            "label",
-            "ns",
-            ns,
-            &format!("zkscale-guard-test={ns}"),
-            "--overwrite",
-        ]);
-        bed.helm(&[
-            "upgrade",
-            "--install",
-            "zkscale-guard",
-            &guard_chart(),
-            "-n",
-            ns,
-            "--set-json",
-            &format!(r#"namespaceSelector={{"matchLabels":{{"zkscale-guard-test":"{ns}"}}}}"#),
-            "--set",
-            &format!("validationActions={{{actions}}}"),
-        ]);
-        // A policy takes effect once the API server has compiled it; wait for its status.
-        support::bed::wait_for(
-            "the guard's policies compiled",
-            std::time::Duration::from_secs(60),
-            || {
-                let g = bed.kubectl(&[
-                    "get",
-                    "validatingadmissionpolicy",
-                    "zkscale-guard",
-                    "-o",
-                    "jsonpath={.status.observedGeneration}",
-                ]);
-                if g.is_empty() {
-                    Err("no status yet".into())
-                } else {
-                    Ok(())
-                }
-            },
-        );
-        std::thread::sleep(std::time::Duration::from_secs(2));
-        Guard { bed, ns: ns.into() }
-    }
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .bed
-            .helm_try(&["uninstall", "zkscale-guard", "-n", &self.ns, "--wait"]);
-    }
-}
 
 fn refused(what: &str, out: Result<String, String>) -> String {
     let e = out.expect_err(&format!("{what} went through the guard"));

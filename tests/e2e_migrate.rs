@@ -11,6 +11,7 @@ use std::time::Duration;
 use support::bed::Bed;
 use support::chart::*;
 use support::cli::{kill_at, run, zkscale};
+use support::guard::Guard;
 use support::helm::{text as helm_text, Helm};
 use support::sources::{wait_resolves, Sources};
 use support::writer::{self, Writer};
@@ -102,13 +103,7 @@ async fn sources_ready(bed: &Bed, ns: &str, n: u32) -> Sources {
     }
     let v = src.wait_healthy().await;
     assert_eq!(v.leader, Some(n), "the highest id leads the fresh source");
-    let c = ZkClient::connect(&src.client_addr(1), Duration::from_secs(10))
-        .await
-        .unwrap();
-    c.ensure("/data").await.unwrap();
-    let paths: Vec<String> = (0..200).map(|i| format!("/data/n{i}")).collect();
-    c.create_many(&paths, b"payload").await.unwrap();
-    c.close().await.ok();
+    src.write_znodes(1, 200).await;
 
     // zkscale creates the Services (pointing at the hosts) and refuses: the members' lists
     // name the hosts, not the Services; it says which lines to run with.
@@ -177,6 +172,25 @@ fn migrate_cmd<'a>(src: &'a Sources, from: &'a str) -> Vec<String> {
         "--start-cmd".into(),
         src.cmd("start"),
     ]
+}
+
+/// Runs zkscale with `args` and `-o json` while a client writes to `addrs()`: its output, how
+/// long it took, and what the writer saw (2 s of writes before and after the run).
+async fn run_writing(
+    bed: &Bed,
+    ns: &str,
+    addrs: impl Fn() -> Vec<String> + Send + 'static,
+    args: &[String],
+) -> (std::process::Output, Duration, writer::WriterReport) {
+    let w = Writer::start(addrs);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["-o", "json"]);
+    let started = std::time::Instant::now();
+    let out = run(zkscale(bed, ns, &args));
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    (out, took, w.stop())
 }
 
 fn json_events(stdout: &[u8]) -> Vec<serde_json::Value> {
@@ -257,17 +271,9 @@ async fn migrate_n(n: u32) {
             a
         }
     };
-    let w = Writer::start(addrs);
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut args = migrate_cmd(&src, &from);
     args[1] = from_flag.into();
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    args.extend(["-o", "json"]);
-    let started = std::time::Instant::now();
-    let out = run(zkscale(&bed, ns, &args));
-    let took = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = w.stop();
+    let (out, took, report) = run_writing(&bed, ns, addrs, &args).await;
     assert_eq!(out.status.code(), Some(0), "{}", src.log_tails());
 
     // Everything in pods, ids kept (the pod's own myid on its claim), sources all stopped.
@@ -388,16 +394,7 @@ fn keeps_it(bed: &Bed, ns: &str, n: u32, values: &str) {
         text.push_str(&serde_yaml::to_string(doc).unwrap());
     }
     std::fs::write(&manifest, text).unwrap();
-    let uids = || {
-        bed.kubectl(&[
-            "get",
-            "pods",
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={.items[*].metadata.uid}",
-        ])
-    };
+    let uids = || pod_uids(bed, ns);
     let (uids0, servers0) = (uids(), sts_env(bed, ns, "ZOO_SERVERS"));
     let helm = Helm::v4(bed);
     let out = helm.with_chart("upgrade", &chart, ns, &[]);
@@ -451,6 +448,14 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
     let ns = bed.namespace("migk");
     let ns = ns.name.as_str();
     install_empty_release(&bed, ns);
+    // The guard refuses every other client's replica change that the list does not follow;
+    // a migration's steps are let through by its override, set in each of them.
+    let _guard = Guard::install(&bed, ns, "Deny");
+    let out = bed.kubectl_try(&["scale", "sts", STS, "-n", ns, "--replicas=1"]);
+    assert!(
+        out.is_err_and(|e| e.contains("zkscale guard")),
+        "the guard is on"
+    );
     let src = sources_ready(&bed, ns, 3).await;
     let from = src.entries_arg();
     let args = migrate_cmd(&src, &from);
@@ -515,13 +520,7 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
     );
 
     // Unblocked, the same command finishes.
-    std::fs::remove_file(
-        bed.runner_state
-            .join("faults")
-            .join(ns)
-            .join(format!("{STS}-1")),
-    )
-    .unwrap();
+    bed.unblock_pod_start(ns, &format!("{STS}-1"));
     let out = run(zkscale(&bed, ns, &base));
     assert_eq!(out.status.code(), Some(0));
     wait_whole(&bed, ns, &src).await;
@@ -545,13 +544,7 @@ async fn e2e_migrate_a_standalone_source() {
     src.start(3);
     let v = src.wait_healthy().await;
     assert_eq!(v.leader, Some(3), "serves standalone: {}", v.summary());
-    let c = ZkClient::connect(&src.client_addr(3), Duration::from_secs(10))
-        .await
-        .unwrap();
-    c.ensure("/data").await.unwrap();
-    let paths: Vec<String> = (0..200).map(|i| format!("/data/n{i}")).collect();
-    c.create_many(&paths, b"payload").await.unwrap();
-    c.close().await.ok();
+    src.write_znodes(3, 200).await;
     // The member configuration, staged on the host: it takes effect when zkscale restarts it.
     src.configure_with(3, &[1, 2, 3], |s| service_host(ns, s));
 
@@ -576,16 +569,7 @@ async fn e2e_migrate_a_standalone_source() {
             a
         }
     };
-    let w = Writer::start(addrs);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let args = migrate_cmd(&src, &from);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    args.extend(["-o", "json"]);
-    let started = std::time::Instant::now();
-    let out = run(zkscale(&bed, ns, &args));
-    let took = started.elapsed();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let report = w.stop();
+    let (out, took, report) = run_writing(&bed, ns, addrs, &migrate_cmd(&src, &from)).await;
     assert_eq!(out.status.code(), Some(0), "{}", src.log_tails());
     let v = wait_healthy(&bed, ns, 3).await;
     assert_eq!(znodes_on_each_member(&bed, ns, 3).await, vec![200; 3]);

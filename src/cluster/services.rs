@@ -193,8 +193,19 @@ impl Target {
         ];
         env.sort_by_key(|e| order.iter().position(|n| e["name"] == n.as_str()));
         let order: Vec<_> = order.iter().map(|n| json!({ "name": n })).collect();
+        // The guard refuses replicas that differ from the list's length and a list that gives a
+        // member another address; a migration does both on purpose (the list holds the members
+        // still on hosts; the first list names the Services). Its override annotation, changed
+        // in each request, lets exactly these requests through.
+        let reason = format!(
+            "kubectl zkscale migrate: {replicas} of the list's members in pods ({})",
+            k8s_openapi::jiff::Timestamp::now()
+        );
         let patch = json!({
-            "metadata": { "annotations": { OPERATION_ANNOTATION: operation } },
+            "metadata": { "annotations": {
+                OPERATION_ANNOTATION: operation,
+                crate::guard::OVERRIDE_ANNOTATION: reason,
+            } },
             "spec": {
                 "replicas": replicas,
                 "updateStrategy": { "type": "OnDelete", "rollingUpdate": null },

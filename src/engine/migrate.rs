@@ -339,16 +339,10 @@ impl Engine<'_> {
             };
             self.target.set_operation(&op).await?;
             if live.replicas() < 1 {
-                self.emit(Event::Action {
-                    description: format!(
-                        "{} grows to 1: server {first} starts empty and waits for server {h} (alone it is 1 vote of 3)",
-                        self.statefulset()
-                    ),
-                });
-                self.target
-                    .apply_migration_step(&live, 1, &env, Some(&op))
-                    .await?;
-                self.wrote();
+                let why = format!(
+                    "server {first} starts empty and waits for server {h} (alone it is 1 vote of 3)"
+                );
+                self.grow(&live, 1, &env, &op, &why).await?;
             }
             self.until(
                 conditions::member(0, first, Expect::Deferred, None),
@@ -379,16 +373,8 @@ impl Engine<'_> {
                 self.opts.timeout,
             )
             .await?;
-        self.emit(Event::Action {
-            description: format!(
-                "{} grows to 2: server {second} starts empty and syncs from the leader",
-                self.statefulset()
-            ),
-        });
-        self.target
-            .apply_migration_step(&live, 2, &env, Some(&op))
-            .await?;
-        self.wrote();
+        let why = format!("server {second} starts empty and syncs from the leader");
+        self.grow(&live, 2, &env, &op, &why).await?;
         self.until(
             conditions::member(1, second, Expect::Follow, None),
             self.opts.timeout,
@@ -401,6 +387,25 @@ impl Engine<'_> {
             self.opts.timeout,
         )
         .await?;
+        Ok(())
+    }
+
+    /// The StatefulSet grows to `replicas` (a new, empty pod), said with `why`.
+    async fn grow(
+        &self,
+        live: &Live,
+        replicas: u32,
+        env: &str,
+        op: &str,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        self.emit(Event::Action {
+            description: format!("{} grows to {replicas}: {why}", self.statefulset()),
+        });
+        self.target
+            .apply_migration_step(live, replicas, env, Some(op))
+            .await?;
+        self.wrote();
         Ok(())
     }
 
@@ -775,34 +780,25 @@ fn dropped<'a>(id: u32) -> Condition<'a, ()> {
 mod tests {
     //! The migration's own conditions on scenarios (pods stand in for hosts: the conditions
     //! read members by id, wherever they run).
-    use super::super::fixtures::{ensemble, Scenario};
-    use super::super::wait::{Check, Condition, Look};
+    use super::super::fixtures::ensemble;
+    use super::super::tests::{check, LATER};
     use super::*;
-
-    const LATER: Look = Look {
-        n: 3,
-        overdue: false,
-    };
-
-    fn check<T>(cond: Condition<'_, T>, s: &Scenario) -> Result<String, String> {
-        let mut test = cond.test;
-        match test(&s.snapshot(), LATER) {
-            Check::Met(_, detail) => Ok(detail),
-            Check::NotYet(why) => Err(why),
-            Check::Stop(e) => Err(format!("stopped: {e}")),
-        }
-    }
 
     #[test]
     fn a_member_is_dropped_once_it_is_gone_and_the_rest_is_whole() {
         // Server 2 (ordinal 1) stopped, 1 follows 3: met.
-        assert!(check(dropped(2), &ensemble(3).unreachable(1)).is_ok());
-        let e = check(dropped(2), &ensemble(3)).unwrap_err();
+        assert!(check(dropped(2), &ensemble(3).unreachable(1), LATER).is_ok());
+        let e = check(dropped(2), &ensemble(3), LATER).unwrap_err();
         assert!(e.contains("still serves"), "{e}");
         // Gone, but the rest has lost its leader: not yet.
-        assert!(check(dropped(2), &ensemble(3).unreachable(1).unreachable(2)).is_err());
-        assert!(check(not_answering(2), &ensemble(3).unreachable(1)).is_ok());
-        assert!(check(not_answering(2), &ensemble(3).not_serving(1)).is_err());
+        assert!(check(
+            dropped(2),
+            &ensemble(3).unreachable(1).unreachable(2),
+            LATER
+        )
+        .is_err());
+        assert!(check(not_answering(2), &ensemble(3).unreachable(1), LATER).is_ok());
+        assert!(check(not_answering(2), &ensemble(3).not_serving(1), LATER).is_err());
     }
 
     #[test]
@@ -815,13 +811,13 @@ mod tests {
         };
         // 3 (the former standalone) leads, 1 follows, 2 not there yet: formed.
         let formed = ensemble(3).leader(3).unreachable(1);
-        assert!(check(formed_around(3, 1, 2, base(0)), &formed).is_ok());
+        assert!(check(formed_around(3, 1, 2, base(0)), &formed, LATER).is_ok());
         // Fewer znodes than the standalone had: not yet (the sync is still running).
-        let e = check(formed_around(3, 1, 2, base(u64::MAX)), &formed).unwrap_err();
+        let e = check(formed_around(3, 1, 2, base(u64::MAX)), &formed, LATER).unwrap_err();
         assert!(e.contains("the standalone had"), "{e}");
         // The empty member leads: the data would be gone; stop at once.
         let wrong = ensemble(3).leader(1).unreachable(1);
-        let e = check(formed_around(3, 1, 2, base(0)), &wrong).unwrap_err();
+        let e = check(formed_around(3, 1, 2, base(0)), &wrong, LATER).unwrap_err();
         assert!(
             e.starts_with("stopped") && e.contains("started empty"),
             "{e}"

@@ -11,13 +11,13 @@ const FIRST: Look = Look {
     n: 0,
     overdue: false,
 };
-const LATER: Look = Look {
+pub(super) const LATER: Look = Look {
     n: 3,
     overdue: false,
 };
 
 /// The test of `cond` on `s`: `Ok(detail)` when met, `Err(why not)`.
-fn check<T>(
+pub(super) fn check<T>(
     cond: super::wait::Condition<'_, T>,
     s: &Scenario,
     look: Look,

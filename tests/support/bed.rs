@@ -235,9 +235,18 @@ impl Bed {
 
     /// Blocks a pod's process from starting (the runner reads `faults/<ns>/<pod>`).
     pub fn block_pod_start(&self, ns: &str, pod: &str, reason: &str) {
-        let p = self.runner_state.join("faults").join(ns).join(pod);
+        let p = self.fault_file(ns, pod);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, reason).unwrap();
+    }
+
+    /// Lets a pod blocked by [`Bed::block_pod_start`] start again.
+    pub fn unblock_pod_start(&self, ns: &str, pod: &str) {
+        std::fs::remove_file(self.fault_file(ns, pod)).unwrap();
+    }
+
+    fn fault_file(&self, ns: &str, pod: &str) -> PathBuf {
+        self.runner_state.join("faults").join(ns).join(pod)
     }
 }
 

@@ -216,6 +216,19 @@ pub async fn delete_each_pod_in_turn(bed: &Bed, ns: &str, n: usize, healthy_at: 
     }
 }
 
+/// The UIDs of the namespace's pods, space-separated (a pod recreated or restarted by deletion
+/// shows as another UID).
+pub fn pod_uids(bed: &Bed, ns: &str) -> String {
+    bed.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.items[*].metadata.uid}",
+    ])
+}
+
 /// What runs leave in the cluster for people to read, by name: the StatefulSet's annotations
 /// and the namespace's Events (for the checks that no secret shows anywhere).
 pub fn left_in_cluster(bed: &Bed, ns: &str) -> Vec<(&'static str, String)> {

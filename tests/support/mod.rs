@@ -6,6 +6,7 @@ pub mod bed;
 pub mod chart;
 pub mod cli;
 pub mod fixtures;
+pub mod guard;
 pub mod helm;
 pub mod scenario;
 pub mod sources;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::bed::{wait_for, Bed};
+use super::zk_client::ZkClient;
 use super::zk_ensemble::ZkVersion;
 use zkscale::zk::{self, Gate, Timeouts, Verdict};
 
@@ -175,6 +176,17 @@ impl Sources {
 
     pub fn ids(&self) -> &[u32] {
         &self.ids
+    }
+
+    /// Writes `/data/n0..n{count}` through member `id`.
+    pub async fn write_znodes(&self, id: u32, count: usize) {
+        let c = ZkClient::connect(&self.client_addr(id), Duration::from_secs(10))
+            .await
+            .expect("connect to a source member");
+        c.ensure("/data").await.unwrap();
+        let paths: Vec<String> = (0..count).map(|i| format!("/data/n{i}")).collect();
+        c.create_many(&paths, b"payload").await.unwrap();
+        c.close().await.ok();
     }
 
     /// One look at the source members.

@@ -1,0 +1,76 @@
+//! The admission guard (charts/zkscale-guard) on the bed, for one test's namespace only: the
+//! guard is cluster-scoped, so it is bound to a label of that namespace and removed when done,
+//! and other tests never meet it.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use super::bed::Bed;
+
+pub fn guard_chart() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("charts/zkscale-guard")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The guard installed for namespace `ns` (matched by a label), removed when dropped.
+pub struct Guard<'b> {
+    bed: &'b Bed,
+    ns: String,
+}
+
+impl<'b> Guard<'b> {
+    pub fn install(bed: &'b Bed, ns: &str, actions: &str) -> Guard<'b> {
+        bed.kubectl(&[
+            "label",
+            "ns",
+            ns,
+            &format!("zkscale-guard-test={ns}"),
+            "--overwrite",
+        ]);
+        bed.helm(&[
+            "upgrade",
+            "--install",
+            "zkscale-guard",
+            &guard_chart(),
+            "-n",
+            ns,
+            "--set-json",
+            &format!(r#"namespaceSelector={{"matchLabels":{{"zkscale-guard-test":"{ns}"}}}}"#),
+            "--set",
+            &format!("validationActions={{{actions}}}"),
+        ]);
+        // A policy takes effect once the API server has compiled it; wait for its status.
+        super::bed::wait_for(
+            "the guard's policies compiled",
+            std::time::Duration::from_secs(60),
+            || {
+                let g = bed.kubectl(&[
+                    "get",
+                    "validatingadmissionpolicy",
+                    "zkscale-guard",
+                    "-o",
+                    "jsonpath={.status.observedGeneration}",
+                ]);
+                if g.is_empty() {
+                    Err("no status yet".into())
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        Guard { bed, ns: ns.into() }
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .bed
+            .helm_try(&["uninstall", "zkscale-guard", "-n", &self.ns, "--wait"]);
+    }
+}
