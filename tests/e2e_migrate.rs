@@ -519,6 +519,28 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
         },
     );
 
+    // A claim left for the next pod (stale data) is refused before its source stops.
+    let stale = format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data-{STS}-1}}\n\
+         spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}\n"
+    );
+    bed.kubectl_stdin(&["apply", "-n", ns, "-f", "-"], stale.as_bytes())
+        .unwrap();
+    let stops_before = src.count(2, "stop");
+    let out = run(zkscale(&bed, ns, &base));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains(&format!("claim data-{STS}-1 already exists")));
+    assert_eq!(src.count(2, "stop"), stops_before, "source 2 not stopped");
+    bed.kubectl(&[
+        "delete",
+        "pvc",
+        "-n",
+        ns,
+        &format!("data-{STS}-1"),
+        "--wait=true",
+    ]);
+
     // Unblocked, the same command finishes.
     bed.unblock_pod_start(ns, &format!("{STS}-1"));
     let out = run(zkscale(&bed, ns, &base));

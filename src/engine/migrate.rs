@@ -215,6 +215,36 @@ impl Engine<'_> {
             }
             Err(e) => return Err(e),
         };
+        // A claim left for the pod this member will get would start it with old data instead of
+        // empty: checked before its source stops, so a refusal changes nothing.
+        let live = self.target.read().await?;
+        if let (Some(claim), None) = (live.claims.get(&ordinal), live.pods.get(&ordinal)) {
+            if !self.opts.delete_stale_claims {
+                let why = format!(
+                    "claim {claim} already exists for {pod}: a pod on it would start with old \
+                     data instead of empty. Delete it (or pass --delete-stale-claims) and re-run"
+                );
+                return Err(if first {
+                    EngineError::Refused(why)
+                } else {
+                    EngineError::Stopped {
+                        size: n,
+                        reason: format!("{why}; server {id} was not moved"),
+                    }
+                });
+            }
+            self.emit(Event::Action {
+                description: format!("delete stale claim {claim} (--delete-stale-claims)"),
+            });
+            self.target.delete_claim(claim).await?;
+            self.until(
+                conditions::gone(format!("claim {claim} deleted"), move |l: &Live| {
+                    l.claims.contains_key(&ordinal)
+                }),
+                self.opts.timeout,
+            )
+            .await?;
+        }
         let op = serde_json::json!({
             "target": n, "step": format!("migrate server {id}"), "migrate": id,
             "holder": self.opts.holder,
@@ -236,30 +266,6 @@ impl Engine<'_> {
         self.until(dropped(id), self.opts.timeout).await?;
 
         let live = self.target.read().await?;
-        if let (Some(claim), None) = (live.claims.get(&ordinal), live.pods.get(&ordinal)) {
-            if !self.opts.delete_stale_claims {
-                // Stopped, not refused: the source is down; starting it again is the way back.
-                return Err(EngineError::Stopped {
-                    size: n,
-                    reason: format!(
-                        "claim {claim} already exists for {pod}: a pod on it would start with old \
-                         data instead of empty. Delete it (or pass --delete-stale-claims) and \
-                         re-run; server {id}'s source is stopped (start it to go back)"
-                    ),
-                });
-            }
-            self.emit(Event::Action {
-                description: format!("delete stale claim {claim} (--delete-stale-claims)"),
-            });
-            self.target.delete_claim(claim).await?;
-            self.until(
-                conditions::gone(format!("claim {claim} deleted"), move |l: &Live| {
-                    l.claims.contains_key(&ordinal)
-                }),
-                self.opts.timeout,
-            )
-            .await?;
-        }
         let svc = layout.service(id);
         self.emit(Event::Action {
             description: format!(
@@ -311,7 +317,7 @@ impl Engine<'_> {
         }
         let timeouts = zk::Timeouts::default();
         let mode = |o: zk::MemberObservation| match o.probe {
-            Probe::Serving { srvr, mntr } => Some((srvr.mode, srvr.node_count, srvr.zxid, mntr)),
+            Probe::Serving { srvr, .. } => Some((srvr.mode, srvr.node_count, srvr.zxid)),
             _ => None,
         };
         let now = mode(zk::observe_tcp(h, &src.client_addr(), timeouts).await);
@@ -324,7 +330,7 @@ impl Engine<'_> {
         .to_string();
         if !formed {
             let baseline = match &now {
-                Some((zk::Mode::Standalone, count, zxid, _)) => Some(zk::Baseline {
+                Some((zk::Mode::Standalone, count, zxid)) => Some(zk::Baseline {
                     znode_count: *count,
                     leader_zxid: *zxid,
                 }),
