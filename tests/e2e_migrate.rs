@@ -350,6 +350,9 @@ async fn migrate_n(n: u32) {
         .expect("the values event")
         .to_string();
     keeps_it(&bed, ns, n, &values);
+    if n == 3 {
+        grows_after(&bed, ns).await;
+    }
     let mut rows = Vec::new();
     for &id in src.ids() {
         let gone = gate_ms(
@@ -418,6 +421,27 @@ fn keeps_it(bed: &Bed, ns: &str, n: u32, values: &str) {
         "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}",
     ]);
     assert_eq!(owner, "Helm", "the release adopted the Services");
+}
+
+/// After the migration `--to 4` adds a member named like the others, by its own Service
+/// (which zkscale creates, selecting the new pod).
+async fn grows_after(bed: &Bed, ns: &str) {
+    let out = run(zkscale(bed, ns, &["--to", "4"]));
+    assert_eq!(out.status.code(), Some(0));
+    let svc = format!("{STS}-member-4");
+    let pod = bed.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        ns,
+        &svc,
+        "-o",
+        "jsonpath={.spec.selector.statefulset\\.kubernetes\\.io/pod-name}",
+    ]);
+    assert_eq!(pod, format!("{STS}-3"));
+    assert!(sts_env(bed, ns, "ZOO_SERVERS").contains(&format!("{svc}.{ns}.svc")));
+    wait_healthy(bed, ns, 4).await;
+    assert_eq!(znodes_on_each_member(bed, ns, 4).await, vec![200; 4]);
 }
 
 fn sts_env(bed: &Bed, ns: &str, name: &str) -> String {

@@ -124,6 +124,16 @@ impl Live {
         pod_selector(&self.sts)
     }
 
+    /// The Helm release the StatefulSet belongs to, if any.
+    pub fn helm_release(&self) -> Option<&str> {
+        self.sts
+            .metadata
+            .annotations
+            .as_ref()?
+            .get("meta.helm.sh/release-name")
+            .map(String::as_str)
+    }
+
     pub fn claim_template(&self) -> Option<String> {
         let spec = self.sts.spec.as_ref()?;
         spec.volume_claim_templates

@@ -9,10 +9,12 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
 use serde_json::json;
 
 use super::{ClusterError, Live, Target, FIELD_MANAGER, OPERATION_ANNOTATION};
+use crate::model::ServerList;
 use crate::plan::migrate::{Backend, MemberService, PORTS};
 
 /// Label on every Service and EndpointSlice a migration creates (value: the StatefulSet).
@@ -117,6 +119,55 @@ impl Target {
             },
         }
         Ok(())
+    }
+
+    /// After a migration the members' list names their Services, so a size step's new member
+    /// needs one too: each member of `servers` named `<sts>-member-<id>…` without its Service
+    /// gets one selecting its pod (`id − min_server_id`). Nothing for a StatefulSet that no
+    /// migration set up (no Service carries its label). The Services created, by name.
+    pub async fn add_member_services(
+        &self,
+        servers: &ServerList,
+        min_server_id: u32,
+        release: Option<&str>,
+    ) -> Result<Vec<String>, ClusterError> {
+        let services: Api<Service> = Api::namespaced(self.client.clone(), &self.namespace);
+        let selector = format!("{MIGRATION_LABEL}={}", self.name);
+        let ours = match services
+            .list(&ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(l) => l,
+            // The minimal Role has no Services: no migration to follow up (a migrated ensemble
+            // needs role-migrate.yaml too, which has them).
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::debug!("services not listable; no migration Services looked for");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if ours.items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let existing: Vec<String> = ours.items.iter().map(|s| s.name_any()).collect();
+        let mut created = Vec::new();
+        for m in servers.members() {
+            let name = format!("{}-member-{}", self.name, m.id);
+            let named = m.host == name || m.host.starts_with(&format!("{name}."));
+            if !named || existing.contains(&name) || m.id < min_server_id {
+                continue;
+            }
+            let svc = MemberService {
+                id: m.id,
+                name: name.clone(),
+                host: m.host.clone(),
+            };
+            let pod = format!("{}-{}", self.name, m.id - min_server_id);
+            self.point_member_service(&svc, &Backend::Pod { pod }, release)
+                .await?;
+            created.push(name);
+        }
+        Ok(created)
     }
 
     /// Where a member's Service points now: `Some(pod)` when it selects a pod, `None` when it

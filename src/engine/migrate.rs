@@ -101,7 +101,7 @@ impl Engine<'_> {
                 },
             };
             self.target
-                .point_member_service(&svc, &backend, release_of(&live))
+                .point_member_service(&svc, &backend, live.helm_release())
                 .await?;
         }
         if !layout.standalone {
@@ -277,7 +277,11 @@ impl Engine<'_> {
             ),
         });
         self.target
-            .point_member_service(&svc, &Backend::Pod { pod: pod.clone() }, release_of(&live))
+            .point_member_service(
+                &svc,
+                &Backend::Pod { pod: pod.clone() },
+                live.helm_release(),
+            )
             .await?;
         self.set_external(id, None);
         if live.replicas() < ordinal + 1 {
@@ -450,7 +454,7 @@ impl Engine<'_> {
                 .point_member_service(
                     &layout.service(id),
                     &host_backend(src).await?,
-                    release_of(&live),
+                    live.helm_release(),
                 )
                 .await?;
             self.set_external(id, Some(src.client_addr()));
@@ -680,16 +684,6 @@ async fn host_backend(src: &Source) -> Result<Backend, EngineError> {
         ip,
         ports: [src.client_port, src.quorum_port, src.election_port],
     })
-}
-
-/// The Helm release the StatefulSet belongs to, if any.
-fn release_of(live: &Live) -> Option<&str> {
-    live.sts
-        .metadata
-        .annotations
-        .as_ref()?
-        .get("meta.helm.sh/release-name")
-        .map(String::as_str)
 }
 
 /// Server `id` does not answer at all (a stopped process).

@@ -221,6 +221,19 @@ impl Engine<'_> {
                             servers.to_env()
                         ),
                     });
+                    // A migrated ensemble's members are named by their own Services: a new
+                    // member's must exist before its pod starts (and binds, and is dialled).
+                    let min = super::snapshot::Snapshot::of(live.clone(), self.statefulset())?
+                        .min_server_id;
+                    for name in self
+                        .target
+                        .add_member_services(servers, min, live.helm_release())
+                        .await?
+                    {
+                        self.emit(Event::Action {
+                            description: format!("Service {name} for the new member"),
+                        });
+                    }
                     let op = self.operation(target, &format!("{}→{}", step.from, step.to));
                     self.target
                         .apply_step(&live, *replicas, &servers.to_env(), Some(&op))
