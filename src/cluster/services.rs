@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::{ClusterError, Live, Target, FIELD_MANAGER, OPERATION_ANNOTATION};
 use crate::model::ServerList;
-use crate::plan::migrate::{Backend, MemberService, PORTS};
+use crate::plan::migrate::{service_name, Backend, MemberService, PORTS};
 
 /// Label on every Service and EndpointSlice a migration creates (value: the StatefulSet).
 pub const MIGRATION_LABEL: &str = "zkscale.io/migration";
@@ -152,7 +152,7 @@ impl Target {
         let existing: Vec<String> = ours.items.iter().map(|s| s.name_any()).collect();
         let mut created = Vec::new();
         for m in servers.members() {
-            let name = format!("{}-member-{}", self.name, m.id);
+            let name = service_name(&self.name, m.id);
             let named = m.host == name || m.host.starts_with(&format!("{name}."));
             if !named || existing.contains(&name) || m.id < min_server_id {
                 continue;
@@ -168,18 +168,6 @@ impl Target {
             created.push(name);
         }
         Ok(created)
-    }
-
-    /// Where a member's Service points now: `Some(pod)` when it selects a pod, `None` when it
-    /// has no selector (the host) or does not exist.
-    pub async fn member_service_pod(&self, name: &str) -> Result<Option<String>, ClusterError> {
-        let services: Api<Service> = Api::namespaced(self.client.clone(), &self.namespace);
-        Ok(services.get_opt(name).await?.and_then(|s| {
-            s.spec?
-                .selector?
-                .get("statefulset.kubernetes.io/pod-name")
-                .cloned()
-        }))
     }
 
     /// The `minServerId` the chart's setup.sh gives a new pod (`ORD + N`), from the scripts
@@ -219,31 +207,6 @@ impl Target {
         servers_env: &str,
         operation: Option<&str>,
     ) -> Result<(), ClusterError> {
-        let api = self.statefulsets();
-        // The env keeps its order (a strategic merge moves patched entries next to each other
-        // otherwise, and the chart's next render would then differ from the live template).
-        let mut order: Vec<String> = live
-            .sts
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .into_iter()
-            .flat_map(|s| s.containers.iter())
-            .filter(|c| c.name == live.zk.container)
-            .flat_map(|c| c.env.iter().flatten().map(|e| e.name.clone()))
-            .collect();
-        for name in ["ZOO_SERVERS", "ZOO_LISTEN_ALLIPS_ENABLED"] {
-            if !order.iter().any(|n| n == name) {
-                order.push(name.into());
-            }
-        }
-        // The patch's own entries in that order too (the API server insists).
-        let mut env = vec![
-            json!({ "name": "ZOO_SERVERS", "value": servers_env }),
-            json!({ "name": "ZOO_LISTEN_ALLIPS_ENABLED", "value": "yes" }),
-        ];
-        env.sort_by_key(|e| order.iter().position(|n| e["name"] == n.as_str()));
-        let order: Vec<_> = order.iter().map(|n| json!({ "name": n })).collect();
         // The guard refuses replicas that differ from the list's length and a list that gives a
         // member another address; a migration does both on purpose (the list holds the members
         // still on hosts; the first list names the Services). Its override annotation, changed
@@ -252,24 +215,13 @@ impl Target {
             "kubectl zkscale migrate: {replicas} of the list's members in pods ({})",
             k8s_openapi::jiff::Timestamp::now()
         );
-        let patch = json!({
-            "metadata": { "annotations": {
-                OPERATION_ANNOTATION: operation,
-                crate::guard::OVERRIDE_ANNOTATION: reason,
-            } },
-            "spec": {
-                "replicas": replicas,
-                "updateStrategy": { "type": "OnDelete", "rollingUpdate": null },
-                "template": { "spec": { "containers": [
-                    { "name": live.zk.container, "$setElementOrder/env": order, "env": env }
-                ] } },
-            },
-        });
-        let pp = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
-        api.patch(&self.name, &pp, &Patch::Strategic(patch)).await?;
-        Ok(())
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(OPERATION_ANNOTATION.into(), json!(operation));
+        annotations.insert(crate::guard::OVERRIDE_ANNOTATION.into(), json!(reason));
+        let env = [
+            ("ZOO_SERVERS", servers_env),
+            ("ZOO_LISTEN_ALLIPS_ENABLED", "yes"),
+        ];
+        self.patch_step(live, replicas, &env, annotations).await
     }
 }

@@ -24,20 +24,66 @@ impl Target {
         servers_env: &str,
         operation: Option<&str>,
     ) -> Result<(), ClusterError> {
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(OPERATION_ANNOTATION.into(), json!(operation));
+        self.patch_step(live, replicas, &[("ZOO_SERVERS", servers_env)], annotations)
+            .await
+    }
+
+    /// What every step writes: replicas, the zk container's `env` entries (the others kept, in
+    /// their order), `OnDelete`, and `annotations` (null removes one), guarded by
+    /// resourceVersion.
+    pub(super) async fn patch_step(
+        &self,
+        live: &Live,
+        replicas: u32,
+        env: &[(&str, &str)],
+        annotations: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ClusterError> {
         let api = self.statefulsets();
+        let mut container = json!({
+            "name": live.zk.container,
+            "env": env.iter().map(|(n, v)| json!({ "name": n, "value": v })).collect::<Vec<_>>(),
+        });
+        // A strategic merge leaves one patched entry where it is, but moves several next to each
+        // other; the chart's next render would then differ from the live template (and restart
+        // every pod). Their order is given, and the patch's entries must follow it.
+        if env.len() > 1 {
+            let mut order: Vec<&str> = live
+                .sts
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .into_iter()
+                .flat_map(|s| s.containers.iter())
+                .filter(|c| c.name == live.zk.container)
+                .flat_map(|c| c.env.iter().flatten().map(|e| e.name.as_str()))
+                .collect();
+            for (name, _) in env {
+                if !order.contains(name) {
+                    order.push(name);
+                }
+            }
+            let mut entries: Vec<(&str, &str)> = env.to_vec();
+            entries.sort_by_key(|(n, _)| order.iter().position(|o| o == n));
+            container["env"] = entries
+                .iter()
+                .map(|(n, v)| json!({ "name": n, "value": v }))
+                .collect();
+            container["$setElementOrder/env"] =
+                order.iter().map(|n| json!({ "name": n })).collect();
+        }
         let mut version = live.sts.resource_version();
         for attempt in 0.. {
             let patch = json!({
                 "metadata": {
                     "resourceVersion": version,
-                    "annotations": { OPERATION_ANNOTATION: operation },
+                    "annotations": annotations,
                 },
                 "spec": {
                     "replicas": replicas,
                     "updateStrategy": { "type": "OnDelete", "rollingUpdate": null },
-                    "template": { "spec": { "containers": [
-                        { "name": live.zk.container, "env": [ { "name": "ZOO_SERVERS", "value": servers_env } ] }
-                    ] } },
+                    "template": { "spec": { "containers": [ container ] } },
                 },
             });
             match patch_sts(&api, &self.name, patch).await {

@@ -49,9 +49,14 @@ impl Engine<'_> {
     /// member (pods for the moved ids, hosts for the rest).
     pub async fn migrate_plan(&self, m: &Migration) -> Result<MigratePlan, EngineError> {
         let live = self.target.read().await?;
-        self.check_target(&live, &m.layout).await?;
+        self.plan_migration(&live, m).await
+    }
+
+    /// [`Engine::migrate_plan`] from `live`, read by the caller.
+    async fn plan_migration(&self, live: &Live, m: &Migration) -> Result<MigratePlan, EngineError> {
+        self.check_target(live, &m.layout).await?;
         let replicas = live.replicas();
-        let obs = self.look_all(&live, &m.layout).await;
+        let obs = self.look_all(live, &m.layout).await;
         // The member leading a quorum (a standalone source serving alone leads none).
         let leaders: Vec<u32> = obs
             .iter()
@@ -72,8 +77,8 @@ impl Engine<'_> {
     async fn migrating(&self, m: &Migration) -> Result<Verdict, EngineError> {
         let layout = &m.layout;
         let n = layout.size();
-        let plan = self.migrate_plan(m).await?;
         let live = self.target.read().await?;
+        let plan = self.plan_migration(&live, m).await?;
         let under_way = live
             .operation()
             .and_then(|op| serde_json::from_str::<Operation>(op).ok())
@@ -481,7 +486,7 @@ impl Engine<'_> {
                 size: n,
                 reason: format!(
                     "server {id} did not sync in {pod} ({why}), and moving it back to {} failed: \
-                     {}. Point Service {} at the host and start the source by hand, or",
+                     {}. Point Service {} at the host and start the source by hand",
                     src.host,
                     e.into_reason(),
                     layout.service(id).name

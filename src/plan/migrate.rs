@@ -69,6 +69,11 @@ pub struct MemberService {
     pub host: String,
 }
 
+/// The Service that carries member `id`'s address: `<statefulset>-member-<id>`.
+pub fn service_name(statefulset: &str, id: u32) -> String {
+    format!("{statefulset}-member-{id}")
+}
+
 /// Sources from `--from` entries `id=host:quorumPort:electionPort[:clientPort]` (several per
 /// argument with `,`).
 pub fn parse_from(entries: &[String]) -> Result<Vec<Source>, PlanError> {
@@ -340,7 +345,7 @@ impl Layout {
     }
 
     pub fn service(&self, id: u32) -> MemberService {
-        let name = format!("{}-member-{id}", self.statefulset);
+        let name = service_name(&self.statefulset, id);
         let host = format!(
             "{name}.{}.svc.{}",
             self.namespace,
