@@ -130,15 +130,7 @@ async fn e2e_guard_refuses_unsafe_changes_from_every_client() {
     wait_healthy(&bed, ns, 4).await;
     assert_eq!(znodes_on_each_member(&bed, ns, 4).await, vec![200; 4]);
     // A server list that moves an existing member is refused too.
-    let servers = bed.kubectl(&[
-        "get",
-        "sts",
-        STS,
-        "-n",
-        ns,
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].env[?(@.name==\"ZOO_SERVERS\")].value}",
-    ]);
+    let servers = sts_env(&bed, ns, "ZOO_SERVERS");
     let moved = servers.replacen("::1", "::9", 1);
     let patch = format!(
         r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"zookeeper","env":[{{"name":"ZOO_SERVERS","value":"{moved}"}}]}}]}}}}}}}}"#

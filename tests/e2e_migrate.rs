@@ -33,6 +33,19 @@ fn install_empty_release(bed: &Bed, ns: &str) {
     bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
 }
 
+/// The pod server `id`'s Service selects ("" when it selects none).
+fn service_pod(bed: &Bed, ns: &str, id: u32) -> String {
+    bed.kubectl(&[
+        "get",
+        "svc",
+        "-n",
+        ns,
+        &format!("{STS}-member-{id}"),
+        "-o",
+        "jsonpath={.spec.selector.statefulset\\.kubernetes\\.io/pod-name}",
+    ])
+}
+
 fn service_host(ns: &str, id: u32) -> String {
     format!("{STS}-member-{id}.{ns}.svc.cluster.local")
 }
@@ -302,15 +315,7 @@ async fn migrate_n(n: u32) {
             starts0[(id - 1) as usize],
             "zkscale started no source"
         );
-        let got = bed.kubectl(&[
-            "get",
-            "svc",
-            "-n",
-            ns,
-            &format!("{STS}-member-{id}"),
-            "-o",
-            "jsonpath={.spec.selector.statefulset\\.kubernetes\\.io/pod-name}",
-        ]);
+        let got = service_pod(&bed, ns, id);
         assert_eq!(got, pod, "Service of server {id} selects its pod");
     }
     let epoch1 = v.baseline().unwrap().leader_zxid.epoch();
@@ -429,27 +434,11 @@ async fn grows_after(bed: &Bed, ns: &str) {
     let out = run(zkscale(bed, ns, &["--to", "4"]));
     assert_eq!(out.status.code(), Some(0));
     let svc = format!("{STS}-member-4");
-    let pod = bed.kubectl(&[
-        "get",
-        "svc",
-        "-n",
-        ns,
-        &svc,
-        "-o",
-        "jsonpath={.spec.selector.statefulset\\.kubernetes\\.io/pod-name}",
-    ]);
+    let pod = service_pod(bed, ns, 4);
     assert_eq!(pod, format!("{STS}-3"));
     assert!(sts_env(bed, ns, "ZOO_SERVERS").contains(&format!("{svc}.{ns}.svc")));
     wait_healthy(bed, ns, 4).await;
     assert_eq!(znodes_on_each_member(bed, ns, 4).await, vec![200; 4]);
-}
-
-fn sts_env(bed: &Bed, ns: &str, name: &str) -> String {
-    sts_field(
-        bed,
-        ns,
-        &format!(".spec.template.spec.containers[0].env[?(@.name==\"{name}\")].value"),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,15 @@ pub fn sts_field(bed: &Bed, ns: &str, path: &str) -> String {
     .unwrap_or_default()
 }
 
+/// The value of env entry `name` in the StatefulSet template's first container (ZooKeeper's).
+pub fn sts_env(bed: &Bed, ns: &str, name: &str) -> String {
+    sts_field(
+        bed,
+        ns,
+        &format!(".spec.template.spec.containers[0].env[?(@.name==\"{name}\")].value"),
+    )
+}
+
 /// The StatefulSet controller has finished: `n` pods, all Ready, all on the update revision.
 pub fn wait_rolled(bed: &Bed, ns: &str, n: usize) {
     wait_for(
