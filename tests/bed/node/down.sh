@@ -68,6 +68,10 @@ done
 # The veth pair goes with either end; the netns with its last process and its mount.
 ip link del "$NODE_HOST_IF" 2>/dev/null || true
 [[ -e /run/netns/$NODE_NETNS ]] && ip netns del "$NODE_NETNS"
+if [[ -f $N/netns-dir-created ]] && [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
+  umount /run/netns 2>/dev/null || true
+  rmdir /run/netns 2>/dev/null || true
+fi
 # Mount points node-ns.sh created on the host (its tmpfs mounts went with its namespace).
 if [[ -f $N/created ]]; then
   while read -r d; do rmdir "$d" 2>/dev/null || log "left $d (not empty)"; done <"$N/created"

@@ -5,7 +5,9 @@
 # process in the namespace exits:
 # - tmpfs on the node's runtime dirs (containerd's state and its shims' sockets, which
 #   containerd 1.6 puts under /run/containerd/s whatever its state dir; pod logs under
-#   /var/log/pods and /var/log/containers, paths the kubelet does not let one change);
+#   /var/log/pods and /var/log/containers, paths the kubelet does not let one change; the
+#   kubelet's device-plugin socket, always under /var/lib/kubelet whatever its root dir; the
+#   CNI results cache in /var/lib/cni);
 # - the six machine-wide sysctls the kubelet sets (vm.overcommit_memory, vm.panic_on_oom,
 #   kernel.panic, kernel.panic_on_oops, kernel.keys.root_maxkeys, kernel.keys.root_maxbytes):
 #   files holding the values it wants are bind-mounted over them, so it finds them set and the
@@ -17,7 +19,7 @@
 set -euo pipefail
 bed=${1:?bed dir} run=${2:?node runtime dir}
 created="$bed/node/created"
-for d in "$run" /run/containerd /var/log/pods /var/log/containers; do
+for d in "$run" /run/containerd /var/log/pods /var/log/containers /var/lib/kubelet /var/lib/cni; do
   if [[ ! -d $d ]]; then
     mkdir -p "$d"
     echo "$d" >>"$created"

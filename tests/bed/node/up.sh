@@ -63,6 +63,8 @@ K="$HELM4_BIN/kubectl --kubeconfig $BED/kubeconfig"
 storage_class
 
 # --- the node's network namespace and its link to the host
+# `ip netns add` leaves /run/netns mounted; down.sh undoes that when it was not there before.
+[[ -d /run/netns ]] || echo /run/netns >>"$N/netns-dir-created"
 ip netns add "$NODE_NETNS"
 NS=(nsenter "--net=/run/netns/$NODE_NETNS")
 ip link add "$NODE_HOST_IF" type veth peer name eth0 netns "$NODE_NETNS"
