@@ -79,11 +79,7 @@ fn initialise(env: &BTreeMap<String, String>) -> Result<()> {
     unsupported(env)?;
     let conf = conf_dir(env);
     let cfg_file = conf.join("zoo.cfg");
-    let data_dir = PathBuf::from(zoo::zoo_env(
-        env,
-        "ZOO_DATA_DIR",
-        "/bitnami/zookeeper/data",
-    ));
+    let data_dir = PathBuf::from(zoo::zoo_env(env, "ZOO_DATA_DIR", "/bitnami/zookeeper/data"));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     if cfg_file.exists() {
@@ -118,8 +114,8 @@ fn initialise(env: &BTreeMap<String, String>) -> Result<()> {
 /// `JVMFLAGS` sets both bounds, and libzookeeper.sh's election port bind retry.
 fn jvm_args(env: &BTreeMap<String, String>) -> Vec<String> {
     let mut args = zoo::jvm_flags(env);
-    let sets_heap = args.iter().any(|a| a.starts_with("-Xmx"))
-        && args.iter().any(|a| a.starts_with("-Xms"));
+    let sets_heap =
+        args.iter().any(|a| a.starts_with("-Xmx")) && args.iter().any(|a| a.starts_with("-Xms"));
     if !sets_heap {
         let heap = zoo::zoo_env(env, "ZOO_HEAP_SIZE", "1024");
         args.push(format!("-Xmx{heap}m"));
@@ -180,4 +176,46 @@ pub fn healthcheck() -> Result<()> {
     }
     info("healthcheck succeeded");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn heap_from_zoo_heap_size_unless_jvmflags_sets_both_bounds() {
+        let a = jvm_args(&env(&[("ZOO_HEAP_SIZE", "256")]));
+        assert!(a.contains(&"-Xmx256m".to_string()) && a.contains(&"-Xms256m".to_string()));
+        let a = jvm_args(&env(&[("JVMFLAGS", "-Xmx64m -Xms16m -Dx=1")]));
+        assert_eq!(
+            a.iter().filter(|f| f.starts_with("-Xm")).count(),
+            2,
+            "{a:?}"
+        );
+        assert!(a.contains(&"-Dx=1".to_string()));
+        let a = jvm_args(&env(&[("JVMFLAGS", "-Xmx64m")]));
+        assert!(a.contains(&"-Xmx1024m".to_string()), "{a:?}");
+    }
+
+    #[test]
+    fn what_the_image_does_not_implement_is_refused() {
+        assert!(unsupported(&env(&[("ZOO_ENABLE_AUTH", "no")])).is_ok());
+        let e = unsupported(&env(&[("ZOO_TLS_CLIENT_ENABLE", "yes")])).unwrap_err();
+        assert!(e.to_string().contains("ZOO_TLS_CLIENT_ENABLE"));
+    }
+
+    #[test]
+    fn only_the_run_script_initialises() {
+        // Another command is exec'd untouched (and a missing one is a clear error).
+        let e = entrypoint(&["/nonexistent-zkscale-cmd".to_string()]).unwrap_err();
+        assert!(format!("{e:#}").contains("exec /nonexistent-zkscale-cmd"));
+        assert!(entrypoint(&[]).is_err());
+    }
 }

@@ -89,7 +89,12 @@ impl Launch {
             Some(p)
         };
         let client_port = client_port(&env)?;
-        let cfg = zoo_cfg(&env, &data_dir, data_log_dir.as_deref(), Listen::SharedNetns(ip))?;
+        let cfg = zoo_cfg(
+            &env,
+            &data_dir,
+            data_log_dir.as_deref(),
+            Listen::SharedNetns(ip),
+        )?;
         let cfg_path = dir.join("zoo.cfg");
         let cfg_text = cfg.join("\n") + "\n";
 
@@ -554,6 +559,74 @@ mod tests {
                 "server.3=c:2888:3888"
             ]
         );
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const SERVERS: &str = "a:2888:3888::1 b:2888:3888::2 c:2888:3888::3 ";
+
+    #[test]
+    fn a_container_gets_the_image_config() {
+        let e = env(&[
+            ("ZOO_SERVERS", SERVERS),
+            ("ZOO_LISTEN_ALLIPS_ENABLED", "yes"),
+            ("ZOO_RECONFIG_ENABLED", "yes"),
+            ("ZOO_CFG_standaloneEnabled", "false"),
+            ("ZOO_TICK_TIME", ""),
+        ]);
+        let cfg = zoo_cfg(&e, Path::new("/d"), None, Listen::Container).unwrap();
+        for line in [
+            "tickTime=2000",
+            "dataDir=/d",
+            "clientPort=2181",
+            "quorumListenOnAllIPs=true",
+            "admin.enableServer=true",
+            "admin.serverPort=8080",
+            "reconfigEnabled=true",
+            "standaloneEnabled=false",
+            "server.1=a:2888:3888;2181",
+            "server.3=c:2888:3888;2181",
+        ] {
+            assert!(cfg.iter().any(|l| l == line), "{line} missing from {cfg:?}");
+        }
+        assert!(!cfg.iter().any(|l| l.starts_with("clientPortAddress")));
+    }
+
+    #[test]
+    fn the_runner_binds_the_pod_ip() {
+        let e = env(&[
+            ("ZOO_SERVERS", SERVERS),
+            ("ZOO_LISTEN_ALLIPS_ENABLED", "yes"),
+            ("ZOO_PORT_NUMBER", "2182"),
+        ]);
+        let ip = Ipv4Addr::new(127, 100, 0, 7);
+        let cfg = zoo_cfg(&e, Path::new("/d"), None, Listen::SharedNetns(ip)).unwrap();
+        for line in [
+            "clientPort=2182",
+            "clientPortAddress=127.100.0.7",
+            "admin.enableServer=false",
+            "server.2=b:2888:3888",
+        ] {
+            assert!(cfg.iter().any(|l| l == line), "{line} missing from {cfg:?}");
+        }
+        assert!(!cfg.iter().any(|l| l.starts_with("quorumListenOnAllIPs")));
+    }
+
+    #[test]
+    fn myid_wins_over_the_server_id() {
+        let dir = std::env::temp_dir().join(format!("zoo-myid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read_myid(&dir).unwrap(), None);
+        write_myid(&dir, 12).unwrap();
+        assert_eq!(read_myid(&dir).unwrap(), Some(12));
+        std::fs::write(dir.join("myid"), "x").unwrap();
+        assert!(read_myid(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
