@@ -47,7 +47,7 @@ for _ in 1 2 3 4 5; do
 done
 shims=()
 for p in /proc/[0-9]*; do
-  if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $N/containerd.sock"; then shims+=("${p#/proc/}"); fi
+  if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q -- "-address $N/containerd.sock"; then shims+=("${p#/proc/}"); fi
 done
 kill_all "containerd shim" "${shims[@]}"
 for c in containerd apiserver-relay-node apiserver-relay-host node-ns; do stop "$c"; done

@@ -184,7 +184,10 @@ resolvConf: $N/resolv.conf
 # Images are imported, never pulled: keep them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
+# The node's disk is the shared host's: its fill level is other work's, not the pods'. Evict only
+# when it is really out of room, and lift a pressure taint 10 s after it is gone (default 5 min).
+evictionHard: {memory.available: "100Mi", nodefs.available: "256Mi", imagefs.available: "256Mi", nodefs.inodesFree: "1%"}
+evictionPressureTransitionPeriod: 10s
 serializeImagePulls: false
 rotateCertificates: false
 serverTLSBootstrap: false
