@@ -1,8 +1,10 @@
-//! What the bitnami image does with a pod spec, done for a local JVM: env → zoo.cfg, server id
-//! from `data/myid` or the chart's setup.sh rule, data dir on the pod's claim, and the `ruok`
-//! readiness probe.
+//! The bitnami image's contract (`zoo_cfg`, `read_myid`/`write_myid`, `jvm_flags`): env →
+//! zoo.cfg, server id from `data/myid` or `ZOO_SERVER_ID`. Shared by the bed image's entrypoint
+//! on the node bed (`crate::image`, `Listen::Container`) and by the runner, which does for a
+//! local JVM what the image does with a pod spec (`Launch`): the server id from the chart's
+//! setup.sh rule, the data dir on the pod's claim, and the `ruok` readiness probe.
 //!
-//! Deliberate differences from a container (all pods share one network namespace here):
+//! The runner's deliberate differences from a container (all pods share one network namespace):
 //! listeners bind the pod's own IP (`clientPortAddress`, and the quorum address from its own
 //! `server.N` line even when `ZOO_LISTEN_ALLIPS_ENABLED=yes`, since 0.0.0.0 would collide between
 //! pods), the admin server is off, and the heap is capped by `-Xmx` only.
@@ -149,8 +151,10 @@ impl Launch {
     }
 
     pub fn spawn(&self) -> Result<Child> {
-        // A container starts from the image's files: zoo.cfg is generated again and whatever
+        // A new pod starts from the image's files: zoo.cfg is generated again and whatever
         // ZooKeeper wrote next to it (a reconfig's `zoo.cfg.dynamic.*`, `zoo.cfg.bak`) is gone.
+        // (The image keeps them across a container restart in the same pod, its conf dir being
+        // an emptyDir; the runner treats every start as a new pod.)
         if let Some(dir) = self.cfg_path.parent() {
             for e in std::fs::read_dir(dir)?.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
