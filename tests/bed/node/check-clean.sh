@@ -10,6 +10,8 @@ fixtures="${ZKSCALE_FIXTURES:-$root/../shared/fixtures}"
 out="$(mktemp -d)"
 "$here/down.sh"
 "$here/leftovers.sh" >"$out/before"
+# A failure after this point still brings the bed down (the lock holder must not leave it up).
+trap 'echo "check-clean failed; bringing the node bed down" >&2; "$here/down.sh"' ERR
 kc="$("$here/up.sh" | tail -1)"; export "${kc?}"
 K=("${ZKSCALE_CACHE:-$HOME/.cache/zkscale}/helm4/kubectl")
 "${K[@]}" create namespace clean-check >/dev/null
@@ -18,6 +20,7 @@ sed 's/namespace: zk-test/namespace: clean-check/' "$fixtures/bitnami-zookeeper/
 "${K[@]}" -n clean-check wait --for=condition=Ready pod/zk-zookeeper-0 --timeout=300s
 "$here/leftovers.sh" --node >"$out/up"
 echo "while up: $(grep -A1 'iptables (node' "$out/up" | tail -1) in the node's netns; $(grep -c . "$out/up") lines of host state" >&2
+trap - ERR
 "$here/down.sh"
 "$here/leftovers.sh" >"$out/after"
 if diff -u "$out/before" "$out/after"; then
