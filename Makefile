@@ -2,13 +2,20 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
-BED := tests/bed
+BEDDIR := tests/bed
+# BED=node: the bed with a real node (kubelet, containerd, kube-proxy, CoreDNS; tests/bed/node).
+BED ?=
+ifneq ($(filter-out node,$(BED)),)
+$(error BED=$(BED): use BED=node for the node bed, or leave BED unset for the simulated one)
+endif
+UP_SCRIPT := $(BEDDIR)/$(if $(BED),node/up.sh,up.sh)
+DOWN_SCRIPT := $(BEDDIR)/$(if $(BED),node/down.sh,down.sh)
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 deps: ## install everything the tests need (cached in ~/.cache/zkscale)
-	$(BED)/install.sh all
+	$(BEDDIR)/install.sh all
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
 
 build: ## build kubectl-zkscale (release)
@@ -30,17 +37,17 @@ test: ## everything CI runs: lint, unit + real ZooKeeper, e2e on a fresh test be
 	$(MAKE) testbed-down
 	$(MAKE) e2e; rc=$$?; $(MAKE) testbed-down; exit $$rc
 
-testbed-up: deps ## start the local control plane + kwok + pod runner; last line: KUBECONFIG=...
-	@$(BED)/up.sh
+testbed-up: deps ## start the local control plane + kwok + pod runner (BED=node: a real node); last line: KUBECONFIG=...
+	@$(UP_SCRIPT)
 
 testbed-down: ## stop the test bed; leaves no process, port or state behind
-	@$(BED)/down.sh
+	@$(DOWN_SCRIPT)
 
 demo: testbed-up ## the main job on the local test bed: 1 member with data → 3, nothing lost
 	tests/demo.sh
 
 bench: testbed-up ## benchmarks that print figures (nothing is asserted about time)
-	$(BED)/install.sh kustomize
+	$(BEDDIR)/install.sh kustomize
 	$(CARGO) bench --bench post_render
 	$(CARGO) bench --bench scale
 

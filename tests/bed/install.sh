@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
 # Installs what the tests need, into a cache outside the clone (default ~/.cache/zkscale),
 # so CI runs and later sessions reuse it. Idempotent: each part is skipped when present.
-#   install.sh [zookeeper|zookeeper-debian|shells|k8s|kwok|helm|krew|kustomize|all]...   (all: what the tests need)
+#   install.sh [zookeeper|zookeeper-debian|shells|k8s|kwok|helm|krew|kustomize|node|all]...   (all: what the tests need)
+#   node: what the node bed (BED=node, tests/bed/node) needs on top of k8s; not part of `all`.
 # Prints nothing on stdout but the cache paths asked for by `install.sh env`.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=node/node.env
+source "$here/node/node.env"
 CACHE="${ZKSCALE_CACHE:-$HOME/.cache/zkscale}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN"
 log() { echo "[install $(date +%H:%M:%S)] $*" >&2; }
 timed() { local t0=$SECONDS; "$@"; log "$1 done in $((SECONDS - t0))s"; }
+
+# -ldflags that stamp the version the way Kubernetes' release build does.
+k8s_stamp() {
+  local stamp="" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    stamp+=" -X $pkg.gitVersion=$1 -X $pkg.gitMajor=${K8S_VERSION%%.*}"
+    stamp+=" -X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION") -X $pkg.gitTreeState=clean"
+    stamp+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$stamp"
+}
 
 k8s() {
   local ver="v$K8S_VERSION" out="$CACHE/k8s-v$K8S_VERSION"
@@ -20,12 +34,7 @@ k8s() {
   fi
   log "building kube-apiserver, kube-controller-manager, kube-scheduler $ver and etcd v$ETCD_VERSION (cold: tens of minutes on 2 cores)"
   mkdir -p "$out.tmp"
-  local stamp="" pkg
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    stamp+=" -X $pkg.gitVersion=$ver -X $pkg.gitMajor=${K8S_VERSION%%.*}"
-    stamp+=" -X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION") -X $pkg.gitTreeState=clean"
-    stamp+=" -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  done
+  local stamp; stamp="$(k8s_stamp "$ver")"
   (
     cd "$here/gobuild"
     export GOFLAGS=-mod=mod CGO_ENABLED=0
@@ -123,6 +132,41 @@ shells() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends zsh fish >&2
 }
 
+# The node bed (tests/bed/node): containerd, runc, the CNI plugins, iptables, socat, debootstrap
+# from Debian's packages; kubelet and kube-proxy from the control plane's go.mod; CoreDNS (with
+# its kubernetes plugin, in the default build) from its Go module. Needs root.
+node_debs() {
+  local missing=() p
+  for p in $NODE_DEBIAN_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "installing Debian packages ${missing[*]}"
+  local sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq >&2 || true
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+node_k8s() {
+  local ver="v$K8S_VERSION" out="$CACHE/k8s-node-v$K8S_VERSION"
+  [[ -x $out/kubelet && -x $out/kube-proxy ]] && return 0
+  log "building kubelet and kube-proxy $ver (minutes with the k8s part's Go cache warm)"
+  mkdir -p "$out.tmp"
+  (
+    cd "$here/gobuild"
+    export GOFLAGS=-mod=mod CGO_ENABLED=0
+    go build -trimpath -ldflags "-s -w $(k8s_stamp "$ver")" -o "$out.tmp/" \
+      k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  )
+  rm -rf "$out" && mv "$out.tmp" "$out"
+}
+coredns() {
+  local out="$CACHE/coredns-v$COREDNS_VERSION"
+  [[ -x $out/coredns ]] && return 0
+  log "building CoreDNS v$COREDNS_VERSION"
+  mkdir -p "$out"
+  GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@v$COREDNS_VERSION"
+}
+
 env_out() {
   cat <<ENV
 ZKSCALE_CACHE=$CACHE
@@ -133,6 +177,8 @@ KWOK_BIN=$CACHE/kwok-v$KWOK_VERSION
 HELM4_BIN=$CACHE/helm4
 HELM3_BIN=$CACHE/helm3
 KREW_BIN=$CACHE/krew-v$KREW_VERSION
+K8S_NODE_BIN=$CACHE/k8s-node-v$K8S_VERSION
+COREDNS_BIN=$CACHE/coredns-v$COREDNS_VERSION
 ENV
 }
 
@@ -147,6 +193,7 @@ for part in "$@"; do
     kustomize) timed kustomize ;;
     krew) timed krew ;;
     shells) timed shells ;;
+    node) timed node_debs; timed node_k8s; timed coredns ;;
     all) timed zookeeper; timed zookeeper_debian; timed shells; timed helm; timed krew; timed kwok; timed k8s ;;
     env) env_out ;;
     *) echo "unknown part: $part" >&2; exit 2 ;;

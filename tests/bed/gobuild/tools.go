@@ -1,6 +1,6 @@
 //go:build tools
 
-// Pins the commands the test bed builds so `go mod tidy` keeps their dependencies.
+// Pins the commands the test bed builds (kubelet and kube-proxy for the node bed) so `go mod tidy` keeps their dependencies.
 package tools
 
 import (
@@ -8,4 +8,6 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )

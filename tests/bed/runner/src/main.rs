@@ -20,7 +20,13 @@
 //!   for ZooKeeper processes outside the cluster (they resolve Service names as hosts in a
 //!   cluster's network do).
 //! - kwok PortForward objects, one per pod, so `kubectl port-forward` reaches the process.
+//!
+//! On the node bed (tests/bed/node) a real kubelet runs the pods: there the runner only
+//! provisions claims (`--only provision`), and the same binary is the bed image's entrypoint,
+//! run script and health check (`image-*` subcommands, see `image`), so the bitnami contract
+//! (`zoo`) is implemented once for both beds.
 
+mod image;
 mod zoo;
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,24 +53,29 @@ struct Args {
     kubeconfig: PathBuf,
     node: String,
     state: PathBuf,
+    /// Only the storage provisioner (a real kubelet runs the pods).
+    provision_only: bool,
 }
 
 fn args() -> Result<Args> {
     let mut it = std::env::args().skip(1);
     let (mut kubeconfig, mut node, mut state) = (None, None, None);
+    let mut provision_only = false;
     while let Some(a) = it.next() {
         let v = it.next().with_context(|| format!("{a} needs a value"))?;
         match a.as_str() {
             "--kubeconfig" => kubeconfig = Some(PathBuf::from(v)),
             "--node" => node = Some(v),
             "--state" => state = Some(PathBuf::from(v)),
-            _ => anyhow::bail!("unknown argument {a}"),
+            "--only" if v == "provision" => provision_only = true,
+            _ => anyhow::bail!("unknown argument {a} {v}"),
         }
     }
     Ok(Args {
         kubeconfig: kubeconfig.context("--kubeconfig")?,
         node: node.context("--node")?,
         state: state.context("--state")?,
+        provision_only,
     })
 }
 
@@ -110,8 +121,21 @@ struct Runner {
     forwards: std::collections::HashSet<String>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("image-entrypoint") => return image::entrypoint(&argv[2..]),
+        Some("image-run") => return image::run(),
+        Some("image-healthcheck") => return image::healthcheck(),
+        _ => {}
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> Result<()> {
     let a = args()?;
     let kc = Kubeconfig::read_from(&a.kubeconfig)?;
     let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
@@ -133,10 +157,23 @@ async fn main() -> Result<()> {
         forwards: Default::default(),
     };
     std::fs::write(a.state.join("ready"), b"")?;
-    log(format!("runner up for node {}", r.node));
+    log(format!(
+        "runner up for node {}{}",
+        r.node,
+        if a.provision_only {
+            " (storage provisioner only)"
+        } else {
+            ""
+        }
+    ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        if let Err(e) = r.reconcile().await {
+        let pass = if a.provision_only {
+            r.provision().await
+        } else {
+            r.reconcile().await
+        };
+        if let Err(e) = pass {
             log(format!("reconcile: {e:#}"));
         }
         tokio::select! {
@@ -383,6 +420,9 @@ impl Runner {
             );
             let dir = self.pv_dir(&k);
             std::fs::create_dir_all(&dir)?;
+            // World-writable like a local-path provisioner's directories: a hostPath volume
+            // gets no fsGroup ownership, and on a real node the image runs as uid 1001.
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))?;
             let storage = spec
                 .resources
                 .and_then(|r| r.requests)

@@ -1,8 +1,10 @@
-//! What the bitnami image does with a pod spec, done for a local JVM: env → zoo.cfg, server id
-//! from `data/myid` or the chart's setup.sh rule, data dir on the pod's claim, and the `ruok`
-//! readiness probe.
+//! The bitnami image's contract (`zoo_cfg`, `read_myid`/`write_myid`, `jvm_flags`): env →
+//! zoo.cfg, server id from `data/myid` or `ZOO_SERVER_ID`. Shared by the bed image's entrypoint
+//! on the node bed (`crate::image`, `Listen::Container`) and by the runner, which does for a
+//! local JVM what the image does with a pod spec (`Launch`): the server id from the chart's
+//! setup.sh rule, the data dir on the pod's claim, and the `ruok` readiness probe.
 //!
-//! Deliberate differences from a container (all pods share one network namespace here):
+//! The runner's deliberate differences from a container (all pods share one network namespace):
 //! listeners bind the pod's own IP (`clientPortAddress`, and the quorum address from its own
 //! `server.N` line even when `ZOO_LISTEN_ALLIPS_ENABLED=yes`, since 0.0.0.0 would collide between
 //! pods), the admin server is off, and the heap is capped by `-Xmx` only.
@@ -71,65 +73,30 @@ impl Launch {
             &dir,
         )?;
         std::fs::create_dir_all(&data_dir)?;
-        let myid_file = data_dir.join("myid");
-        let id: u32 = match std::fs::read_to_string(&myid_file) {
-            Ok(s) => s.trim().parse().context("data/myid")?,
-            Err(_) => {
+        let id: u32 = match read_myid(&data_dir)? {
+            Some(id) => id,
+            None => {
                 let id = server_id_for_new_pod(pod, c, &env, client, &ns).await?;
-                std::fs::write(&myid_file, format!("{id}\n"))?;
+                write_myid(&data_dir, id)?;
                 id
             }
         };
 
-        let client_port: u16 = get("ZOO_PORT_NUMBER", "2181")
-            .parse()
-            .context("ZOO_PORT_NUMBER")?;
-        let mut cfg = vec![
-            format!("tickTime={}", get("ZOO_TICK_TIME", "2000")),
-            format!("initLimit={}", get("ZOO_INIT_LIMIT", "10")),
-            format!("syncLimit={}", get("ZOO_SYNC_LIMIT", "5")),
-            format!("dataDir={}", data_dir.display()),
-            format!("clientPort={client_port}"),
-            format!("clientPortAddress={ip}"),
-            format!("maxClientCnxns={}", get("ZOO_MAX_CLIENT_CNXNS", "60")),
-            format!(
-                "autopurge.purgeInterval={}",
-                get("ZOO_AUTOPURGE_INTERVAL", "0")
-            ),
-            format!(
-                "autopurge.snapRetainCount={}",
-                get("ZOO_AUTOPURGE_RETAIN_COUNT", "3")
-            ),
-            format!(
-                "maxSessionTimeout={}",
-                get("ZOO_MAX_SESSION_TIMEOUT", "40000")
-            ),
-            format!("preAllocSize={}", get("ZOO_PRE_ALLOC_SIZE", "65536")),
-            format!("snapCount={}", get("ZOO_SNAPCOUNT", "100000")),
-            format!(
-                "4lw.commands.whitelist={}",
-                get("ZOO_4LW_COMMANDS_WHITELIST", "srvr, mntr")
-            ),
-            "admin.enableServer=false".into(),
-        ];
         let log_dir = get("ZOO_DATA_LOG_DIR", "");
-        if !log_dir.is_empty() {
+        let data_log_dir = if log_dir.is_empty() {
+            None
+        } else {
             let p = host_path(pod, c, &log_dir, state, &dir)?;
             std::fs::create_dir_all(&p)?;
-            cfg.push(format!("dataLogDir={}", p.display()));
-        }
-        // As libzookeeper.sh: `reconfigEnabled` from ZOO_RECONFIG_ENABLED, then every
-        // `ZOO_CFG_<key>` as `<key>` with `_` → `.` (case kept: `ZOO_CFG_standaloneEnabled`).
-        cfg.push(format!(
-            "reconfigEnabled={}",
-            is_yes(&get("ZOO_RECONFIG_ENABLED", "no"))
-        ));
-        for (k, v) in &env {
-            if let Some(key) = k.strip_prefix("ZOO_CFG_") {
-                cfg.push(format!("{}={v}", key.replace('_', ".")));
-            }
-        }
-        cfg.extend(server_lines(&get("ZOO_SERVERS", ""))?);
+            Some(p)
+        };
+        let client_port = client_port(&env)?;
+        let cfg = zoo_cfg(
+            &env,
+            &data_dir,
+            data_log_dir.as_deref(),
+            Listen::SharedNetns(ip),
+        )?;
         let cfg_path = dir.join("zoo.cfg");
         let cfg_text = cfg.join("\n") + "\n";
 
@@ -140,17 +107,9 @@ impl Launch {
             format!("{}/*", std::env::var("ZK_LIB").context("ZK_LIB")?)
         };
         let heap = get("ZOO_HEAP_SIZE", "1024");
-        let level = match get("ZOO_LOG_LEVEL", "INFO").to_ascii_lowercase().as_str() {
-            // The chart's ERROR hides the elections the bed's users want to read about.
-            "error" | "warn" => "info".to_string(),
-            l => l.to_string(),
-        };
+        let level = log_level(&env);
         // JVMFLAGS as the image passes them (e.g. a superDigest or skipACL).
-        let jvm_flags: Vec<String> = get("JVMFLAGS", "")
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        let mut args = jvm_flags;
+        let mut args = jvm_flags(&env);
         args.extend([
             format!("-Xmx{heap}m"),
             "-Xms32m".into(),
@@ -192,8 +151,10 @@ impl Launch {
     }
 
     pub fn spawn(&self) -> Result<Child> {
-        // A container starts from the image's files: zoo.cfg is generated again and whatever
+        // A new pod starts from the image's files: zoo.cfg is generated again and whatever
         // ZooKeeper wrote next to it (a reconfig's `zoo.cfg.dynamic.*`, `zoo.cfg.bak`) is gone.
+        // (The image keeps them across a container restart in the same pod, its conf dir being
+        // an emptyDir; the runner treats every start as a new pod.)
         if let Some(dir) = self.cfg_path.parent() {
             for e in std::fs::read_dir(dir)?.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
@@ -218,6 +179,152 @@ impl Launch {
             .context("spawning java")?;
         Ok(child)
     }
+}
+
+/// How a member's listeners are bound: the one place the runner departs from the image.
+#[derive(Clone, Copy)]
+pub enum Listen {
+    /// A container in its own network namespace (the bed's image on a real node): exactly as
+    /// the image, the client port on every address (`;<port>` on each `server.N` line), the
+    /// quorum ports on all addresses when `ZOO_LISTEN_ALLIPS_ENABLED=yes`, the admin server on.
+    Container,
+    /// A JVM in the host's network namespace shared by every pod (the runner): the pod's own IP
+    /// for the client port, the quorum address from its own `server.N` line, no admin server.
+    SharedNetns(Ipv4Addr),
+}
+
+/// The value of `ZOO_<name>` as the image's zookeeper-env.sh sees it: unset or empty → default.
+pub fn zoo_env<'a>(env: &'a BTreeMap<String, String>, key: &str, default: &'a str) -> &'a str {
+    env.get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .unwrap_or(default)
+}
+
+pub fn client_port(env: &BTreeMap<String, String>) -> Result<u16> {
+    zoo_env(env, "ZOO_PORT_NUMBER", "2181")
+        .parse()
+        .context("ZOO_PORT_NUMBER")
+}
+
+/// The bitnami image's contract, environment → zoo.cfg (libzookeeper.sh's
+/// `zookeeper_generate_conf`): the `ZOO_*` keys with the image's defaults, `reconfigEnabled`
+/// from `ZOO_RECONFIG_ENABLED`, `quorumListenOnAllIPs` from `ZOO_LISTEN_ALLIPS_ENABLED`, every
+/// `ZOO_CFG_<key>` as `<key>` with `_` → `.` (case kept: `ZOO_CFG_standaloneEnabled`), then the
+/// `server.N` lines from `ZOO_SERVERS`. Values are written as given: the environment is the
+/// pod spec's, which the bed's own tests write.
+pub fn zoo_cfg(
+    env: &BTreeMap<String, String>,
+    data_dir: &Path,
+    data_log_dir: Option<&Path>,
+    listen: Listen,
+) -> Result<Vec<String>> {
+    let get = |k: &str, d: &'static str| zoo_env(env, k, d).to_string();
+    let port = client_port(env)?;
+    let mut cfg = vec![
+        format!("tickTime={}", get("ZOO_TICK_TIME", "2000")),
+        format!("initLimit={}", get("ZOO_INIT_LIMIT", "10")),
+        format!("syncLimit={}", get("ZOO_SYNC_LIMIT", "5")),
+        format!("dataDir={}", data_dir.display()),
+        format!("clientPort={port}"),
+    ];
+    if let Listen::SharedNetns(ip) = listen {
+        cfg.push(format!("clientPortAddress={ip}"));
+    }
+    cfg.extend([
+        format!("maxClientCnxns={}", get("ZOO_MAX_CLIENT_CNXNS", "60")),
+        format!(
+            "autopurge.purgeInterval={}",
+            get("ZOO_AUTOPURGE_INTERVAL", "0")
+        ),
+        format!(
+            "autopurge.snapRetainCount={}",
+            get("ZOO_AUTOPURGE_RETAIN_COUNT", "3")
+        ),
+        format!(
+            "maxSessionTimeout={}",
+            get("ZOO_MAX_SESSION_TIMEOUT", "40000")
+        ),
+        format!("preAllocSize={}", get("ZOO_PRE_ALLOC_SIZE", "65536")),
+        format!("snapCount={}", get("ZOO_SNAPCOUNT", "100000")),
+        format!(
+            "4lw.commands.whitelist={}",
+            get("ZOO_4LW_COMMANDS_WHITELIST", "srvr, mntr")
+        ),
+    ]);
+    match listen {
+        Listen::Container => {
+            cfg.push(format!(
+                "quorumListenOnAllIPs={}",
+                is_yes(&get("ZOO_LISTEN_ALLIPS_ENABLED", "no"))
+            ));
+            cfg.push(format!(
+                "admin.serverPort={}",
+                get("ZOO_ADMIN_SERVER_PORT_NUMBER", "8080")
+            ));
+            cfg.push(format!(
+                "admin.enableServer={}",
+                is_yes(&get("ZOO_ENABLE_ADMIN_SERVER", "yes"))
+            ));
+        }
+        Listen::SharedNetns(_) => cfg.push("admin.enableServer=false".into()),
+    }
+    if let Some(p) = data_log_dir {
+        cfg.push(format!("dataLogDir={}", p.display()));
+    }
+    cfg.push(format!(
+        "reconfigEnabled={}",
+        is_yes(&get("ZOO_RECONFIG_ENABLED", "no"))
+    ));
+    let peer_type = get("ZOO_PEER_TYPE", "");
+    if !peer_type.is_empty() {
+        cfg.push(format!("peerType={peer_type}"));
+    }
+    for (k, v) in env {
+        if let Some(key) = k.strip_prefix("ZOO_CFG_") {
+            cfg.push(format!("{}={v}", key.replace('_', ".")));
+        }
+    }
+    let client_suffix = match listen {
+        Listen::Container => Some(port),
+        Listen::SharedNetns(_) => None,
+    };
+    cfg.extend(server_lines(&get("ZOO_SERVERS", ""), client_suffix)?);
+    Ok(cfg)
+}
+
+/// `JVMFLAGS` as the image passes them to the JVM (e.g. a superDigest or skipACL).
+pub fn jvm_flags(env: &BTreeMap<String, String>) -> Vec<String> {
+    zoo_env(env, "JVMFLAGS", "")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// The slf4j level for `ZOO_LOG_LEVEL`; the chart's ERROR hides the elections the bed's users
+/// want to read about, so the bed logs at info at least.
+pub fn log_level(env: &BTreeMap<String, String>) -> String {
+    match zoo_env(env, "ZOO_LOG_LEVEL", "INFO")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "error" | "warn" => "info".to_string(),
+        l => l.to_string(),
+    }
+}
+
+/// The image's server id rule: a data dir's `myid` wins; a fresh data dir gets the id that
+/// `ZOO_SERVER_ID` gives (the chart's setup.sh exports it from the pod's ordinal).
+pub fn read_myid(data_dir: &Path) -> Result<Option<u32>> {
+    match std::fs::read_to_string(data_dir.join("myid")) {
+        Ok(s) => Ok(Some(s.trim().parse().context("data/myid")?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context("reading data/myid"),
+    }
+}
+
+pub fn write_myid(data_dir: &Path, id: u32) -> Result<()> {
+    std::fs::write(data_dir.join("myid"), format!("{id}\n")).context("writing data/myid")
 }
 
 fn is_yes(v: &str) -> bool {
@@ -339,8 +446,9 @@ fn min_server_id(script: &str) -> Option<u32> {
 }
 
 /// `ZOO_SERVERS` → `server.N=` lines as libzookeeper.sh writes them: separators space, comma or
-/// semicolon; ids from `::N` when present, positional otherwise; one entry or none = standalone.
-fn server_lines(servers: &str) -> Result<Vec<String>> {
+/// semicolon; ids from `::N` when present, positional otherwise; one entry or none = standalone;
+/// `;<client port>` after each when the client port is on all addresses (the image).
+fn server_lines(servers: &str, client_port: Option<u16>) -> Result<Vec<String>> {
     let entries: Vec<&str> = servers
         .split([' ', ',', ';', '\t', '\n'])
         .filter(|s| !s.is_empty())
@@ -349,6 +457,7 @@ fn server_lines(servers: &str) -> Result<Vec<String>> {
         return Ok(vec![]);
     }
     let with_ids = servers.contains("::");
+    let suffix = client_port.map(|p| format!(";{p}")).unwrap_or_default();
     let mut out = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let (addr, id) = match e.rsplit_once("::") {
@@ -360,7 +469,7 @@ fn server_lines(servers: &str) -> Result<Vec<String>> {
             _ if with_ids => bail!("entry {e} has no ::id while others do"),
             _ => (*e, i as u32 + 1),
         };
-        out.push(format!("server.{id}={addr}"));
+        out.push(format!("server.{id}={addr}{suffix}"));
     }
     Ok(out)
 }
@@ -441,19 +550,87 @@ mod tests {
 
     #[test]
     fn server_lines_follow_the_image() {
-        assert!(server_lines("a:2888:3888::1 ").unwrap().is_empty());
+        assert!(server_lines("a:2888:3888::1 ", None).unwrap().is_empty());
         assert_eq!(
-            server_lines("a:2888:3888::1 b:2888:3888::5 ").unwrap(),
+            server_lines("a:2888:3888::1 b:2888:3888::5 ", None).unwrap(),
             vec!["server.1=a:2888:3888", "server.5=b:2888:3888"]
         );
         assert_eq!(
-            server_lines("a:2888:3888,b:2888:3888;c:2888:3888").unwrap(),
+            server_lines("a:2888:3888,b:2888:3888;c:2888:3888", None).unwrap(),
             vec![
                 "server.1=a:2888:3888",
                 "server.2=b:2888:3888",
                 "server.3=c:2888:3888"
             ]
         );
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const SERVERS: &str = "a:2888:3888::1 b:2888:3888::2 c:2888:3888::3 ";
+
+    #[test]
+    fn a_container_gets_the_image_config() {
+        let e = env(&[
+            ("ZOO_SERVERS", SERVERS),
+            ("ZOO_LISTEN_ALLIPS_ENABLED", "yes"),
+            ("ZOO_RECONFIG_ENABLED", "yes"),
+            ("ZOO_CFG_standaloneEnabled", "false"),
+            ("ZOO_TICK_TIME", ""),
+        ]);
+        let cfg = zoo_cfg(&e, Path::new("/d"), None, Listen::Container).unwrap();
+        for line in [
+            "tickTime=2000",
+            "dataDir=/d",
+            "clientPort=2181",
+            "quorumListenOnAllIPs=true",
+            "admin.enableServer=true",
+            "admin.serverPort=8080",
+            "reconfigEnabled=true",
+            "standaloneEnabled=false",
+            "server.1=a:2888:3888;2181",
+            "server.3=c:2888:3888;2181",
+        ] {
+            assert!(cfg.iter().any(|l| l == line), "{line} missing from {cfg:?}");
+        }
+        assert!(!cfg.iter().any(|l| l.starts_with("clientPortAddress")));
+    }
+
+    #[test]
+    fn the_runner_binds_the_pod_ip() {
+        let e = env(&[
+            ("ZOO_SERVERS", SERVERS),
+            ("ZOO_LISTEN_ALLIPS_ENABLED", "yes"),
+            ("ZOO_PORT_NUMBER", "2182"),
+        ]);
+        let ip = Ipv4Addr::new(127, 100, 0, 7);
+        let cfg = zoo_cfg(&e, Path::new("/d"), None, Listen::SharedNetns(ip)).unwrap();
+        for line in [
+            "clientPort=2182",
+            "clientPortAddress=127.100.0.7",
+            "admin.enableServer=false",
+            "server.2=b:2888:3888",
+        ] {
+            assert!(cfg.iter().any(|l| l == line), "{line} missing from {cfg:?}");
+        }
+        assert!(!cfg.iter().any(|l| l.starts_with("quorumListenOnAllIPs")));
+    }
+
+    #[test]
+    fn myid_wins_over_the_server_id() {
+        let dir = std::env::temp_dir().join(format!("zoo-myid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read_myid(&dir).unwrap(), None);
+        write_myid(&dir, 12).unwrap();
+        assert_eq!(read_myid(&dir).unwrap(), Some(12));
+        std::fs::write(dir.join("myid"), "x").unwrap();
+        assert!(read_myid(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,3 @@
+module zkscale.local/pause
+
+go 1.24
