@@ -124,7 +124,7 @@ impl Engine<'_> {
     }
 
     /// Waits until the API server answers again (up to the timeout).
-    async fn api_back(&self) -> Result<(), EngineError> {
+    pub(super) async fn api_back(&self) -> Result<(), EngineError> {
         let start = std::time::Instant::now();
         loop {
             match self.target.read().await {
