@@ -588,6 +588,7 @@ mod real {
                 synced,
                 outdated: Default::default(),
                 committed: None,
+                storage: Default::default(),
             }
         }
 

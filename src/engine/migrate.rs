@@ -670,6 +670,9 @@ impl Engine<'_> {
     /// from the lowest source id, and no more pods than members.
     async fn check_target(&self, live: &Live, layout: &Layout) -> Result<(), EngineError> {
         let refuse = |why: String| Err(EngineError::Refused(why));
+        live.storage()
+            .check(crate::plan::Change::Migrate, None)
+            .map_err(|e| EngineError::Refused(format!("{}: {e}", self.statefulset())))?;
         if live.claim_template().is_none() {
             return refuse(format!(
                 "{} has no volume claim template: install the chart with persistence.enabled=true \
