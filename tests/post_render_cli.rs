@@ -470,7 +470,10 @@ fn fresh_cluster_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>
             let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
             seen.lock().unwrap().push(path.clone());
             let (status, body) = if path.starts_with("/version") {
-                ("200 OK", r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#.to_string())
+                (
+                    "200 OK",
+                    r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#.to_string(),
+                )
             } else if path.contains("/persistentvolumeclaims") {
                 (
                     "200 OK",
@@ -527,12 +530,20 @@ fn chart_supplied_zkscale_annotations_do_not_pass_through() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        asked.lock().unwrap().iter().any(|p| p.contains("/statefulsets/zk-zookeeper")),
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("/statefulsets/zk-zookeeper")),
         "the binary never asked the API: {:?}",
         asked.lock().unwrap()
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    for key in ["zkscale.io/operation", "zkscale.io/pending", "zkscale.io/status"] {
+    for key in [
+        "zkscale.io/operation",
+        "zkscale.io/pending",
+        "zkscale.io/status",
+    ] {
         assert!(!stdout.contains(key), "{key} passed through:\n{stdout}");
         assert!(stderr.contains(key), "stderr does not name {key}: {stderr}");
     }

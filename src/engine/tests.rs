@@ -297,8 +297,12 @@ fn a_stale_operation_annotation_is_no_step_under_way() {
     // ... nor with a member down: then the gate must refuse, annotation or not.
     let down = ensemble(3).operation(stale).unreachable(1);
     assert_eq!(step_under_way(&down.live()), None);
-    let why = check(conditions::healthy("before the new template", None, None), &down, LATER)
-        .unwrap_err();
+    let why = check(
+        conditions::healthy("before the new template", None, None),
+        &down,
+        LATER,
+    )
+    .unwrap_err();
     assert!(why.contains("unhealthy"), "{why}");
     // A step really under way is seen without any annotation.
     let mid = ensemble(3).statefulset(4, 4).new_pod(3);
@@ -327,7 +331,10 @@ fn a_stale_operation_annotation_is_no_step_under_way() {
 fn a_failure_after_a_source_stopped_moves_it_back_or_says_where_it_is() {
     use super::migrate::{after_stop, stopped_on_host, AfterStop};
     // Two members moved into pods 0 and 1; server 3's pod would be pod 2.
-    assert_eq!(after_stop(Some(&ensemble(2).live()), 2), AfterStop::StartAgain);
+    assert_eq!(
+        after_stop(Some(&ensemble(2).live()), 2),
+        AfterStop::StartAgain
+    );
     // The StatefulSet grew before the error (the write landed, its answer did not).
     assert_eq!(
         after_stop(Some(&ensemble(2).statefulset(3, 3).live()), 2),
@@ -341,7 +348,9 @@ fn a_failure_after_a_source_stopped_moves_it_back_or_says_where_it_is() {
     assert_eq!(after_stop(None, 2), AfterStop::Unknown);
     let why = stopped_on_host(3, "zk3.example.org", "HTTP 500");
     assert!(
-        why.starts_with("server 3 is stopped on its host zk3.example.org; re-run the same command to resume"),
+        why.starts_with(
+            "server 3 is stopped on its host zk3.example.org; re-run the same command to resume"
+        ),
         "{why}"
     );
     assert!(why.contains("HTTP 500"), "{why}");

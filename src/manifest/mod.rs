@@ -961,10 +961,8 @@ mod tests {
              {PENDING_ANNOTATION}: stale plan\n    {STATUS_ANNOTATION}: 'ok: 9 member(s)'\n    \
              zkscale.io/allow-unsafe: a person's reason\n    other: kept\n"
         );
-        let text = sts(CHART, &servers_env(SERVERS)).replace(
-            "  namespace: ns\n",
-            &format!("  namespace: ns\n{planted}"),
-        );
+        let text = sts(CHART, &servers_env(SERVERS))
+            .replace("  namespace: ns\n", &format!("  namespace: ns\n{planted}"));
         let stream = Stream::parse(text.as_bytes()).unwrap();
         let z = &stream.zookeepers()[0];
         assert_eq!(
@@ -990,7 +988,10 @@ mod tests {
         let ann = annotations(&LiveState {
             ensembles: [("zk".to_string(), settled.clone())].into(),
         });
-        assert!(OWNED_ANNOTATIONS.iter().all(|k| !ann.contains_key(*k)), "{ann:?}");
+        assert!(
+            OWNED_ANNOTATIONS.iter().all(|k| !ann.contains_key(*k)),
+            "{ann:?}"
+        );
         // A step in flight (live operation) and a preview's note: exactly zkscale's values.
         let op = r#"{"target":5,"step":"3→4","holder":"run-1"}"#;
         let declared = Declared {
@@ -1015,7 +1016,9 @@ mod tests {
         )
         .unwrap();
         assert!(
-            r.edits.iter().all(|e| !e.pointer.to_string().contains("annotations")),
+            r.edits
+                .iter()
+                .all(|e| !e.pointer.to_string().contains("annotations")),
             "{:?}",
             r.edits
         );

@@ -119,10 +119,12 @@ impl Storage {
             return Ok(());
         };
         let reason = match change {
-            Change::Rebuild => "a rebuild deletes a member's claim to start it empty, and there is \
+            Change::Rebuild => {
+                "a rebuild deletes a member's claim to start it empty, and there is \
                  no claim: deleting the pod already brings the member back empty (the others \
                  must hold a quorum meanwhile)"
-                .to_string(),
+                    .to_string()
+            }
             Change::Migrate => "a moved member must keep its data when its pod restarts: \
                  install the target with persistence.enabled=true"
                 .to_string(),
@@ -1079,7 +1081,10 @@ mod tests {
             };
             assert!(reason.contains("step 1→2"), "{reason}");
             assert!(reason.contains("persistence.enabled=true"), "{reason}");
-            assert!(e.to_string().contains("keep no data across a restart"), "{e}");
+            assert!(
+                e.to_string().contains("keep no data across a restart"),
+                "{e}"
+            );
         }
         // The same ensemble with persistence: the usual plan.
         assert_eq!(plan(&chart(1), 3).unwrap().steps.len(), 2);
@@ -1104,7 +1109,10 @@ mod tests {
                 };
                 assert_eq!(r.is_ok(), possible, "{from}→{to}: {r:?}");
                 if let Err(e) = r {
-                    assert!(matches!(e, PlanError::NoPersistence { .. }), "{from}→{to}: {e:?}");
+                    assert!(
+                        matches!(e, PlanError::NoPersistence { .. }),
+                        "{from}→{to}: {e:?}"
+                    );
                 }
             }
             let mut outdated = ephemeral(chart(from));

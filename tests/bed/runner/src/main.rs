@@ -197,8 +197,7 @@ impl Runner {
     /// under the same name has another UID and never sees its predecessor's). Pods still
     /// listed, terminating ones included, keep theirs.
     fn collect_empty_dirs(&self, pods: &[Pod]) {
-        let live: std::collections::HashSet<String> =
-            pods.iter().filter_map(|p| p.uid()).collect();
+        let live: std::collections::HashSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
         let root = zoo::empty_dir_root(&self.state);
         let Ok(entries) = std::fs::read_dir(&root) else {
             return;
@@ -207,7 +206,9 @@ impl Runner {
             let uid = e.file_name().to_string_lossy().into_owned();
             if !live.contains(&uid) {
                 match std::fs::remove_dir_all(e.path()) {
-                    Ok(()) => log(format!("emptyDir volumes of pod uid {uid} removed (pod gone)")),
+                    Ok(()) => log(format!(
+                        "emptyDir volumes of pod uid {uid} removed (pod gone)"
+                    )),
                     Err(err) => log(format!("removing emptyDir of pod uid {uid}: {err}")),
                 }
             }

@@ -248,12 +248,7 @@ fn env_of(pod: &Pod, c: &Container, ip: Ipv4Addr) -> BTreeMap<String, String> {
 
 /// Maps a container path to the host directory behind its volume: a claim's PV directory, or a
 /// per-pod-UID directory for emptyDir.
-fn host_path(
-    pod: &Pod,
-    c: &Container,
-    path: &str,
-    state: &Path,
-) -> Result<PathBuf> {
+fn host_path(pod: &Pod, c: &Container, path: &str, state: &Path) -> Result<PathBuf> {
     let spec = pod.spec.as_ref().context("pod without spec")?;
     let mount = c
         .volume_mounts
