@@ -219,3 +219,166 @@ async fn e2e_stale_operation_does_not_skip_the_template_gate() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(znodes_on_each_member(&bed, ns, 3).await, [200; 3]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 23, defect 5: an API error right after a migration's source member was stopped.
+
+fn service_host(ns: &str, id: u32) -> String {
+    format!("{STS}-member-{id}.{ns}.svc.cluster.local")
+}
+
+/// The release at replicaCount=0 (the replicas-3 fixture with its size set to 0), as
+/// `e2e_migrate` installs it.
+fn install_empty_release(bed: &Bed, ns: &str) {
+    let chart = bed.chart(R3, ns);
+    let manifest = chart.join("templates").join("manifest.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\n  replicas: 3\n"));
+    std::fs::write(
+        &manifest,
+        text.replace("\n  replicas: 3\n", "\n  replicas: 0\n"),
+    )
+    .unwrap();
+    bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
+}
+
+/// Three source members with 200 znodes whose lists name the Services (created by a first,
+/// refused, run of zkscale), leader 3: `e2e_migrate`'s opening, shortened.
+async fn sources_ready(bed: &Bed, ns: &str) -> support::sources::Sources {
+    use support::sources::{wait_resolves, Sources};
+    let ids = [1, 2, 3];
+    let src = Sources::new(bed, &ids);
+    for id in ids {
+        src.configure(id, |s| src.ip(s).to_string());
+    }
+    for id in ids.iter().rev() {
+        src.start(*id);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    src.wait_healthy().await;
+    src.write_znodes(1, 200).await;
+    let out = run(zkscale(
+        bed,
+        ns,
+        &[
+            "migrate",
+            "--from",
+            &src.entries_arg(),
+            "--host-ip",
+            &src.host_ip_arg(),
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(3), "the lists name the hosts");
+    for id in ids {
+        wait_resolves(bed, &service_host(ns, id), &src.ip(id).to_string());
+    }
+    for id in ids {
+        src.stop(id);
+        src.configure(id, |s| service_host(ns, s));
+        src.start(id);
+        src.wait_healthy().await;
+    }
+    src
+}
+
+/// Right after source 1 is stopped (inside `--stop-cmd`), the API server starts refusing
+/// every StatefulSet write in the namespace (a ValidatingAdmissionPolicy): the StatefulSet
+/// cannot grow, so no pod is created. zkscale must not leave server 1 stopped with only the
+/// API's error: its Service goes back to the host, the source starts again, the ensemble is
+/// gated whole, exit 4 saying so; once the API accepts writes again, the same command moves
+/// everyone, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_migrate_api_error_after_stop_moves_the_member_back() {
+    let Some(bed) = Bed::get() else { return };
+    let ns = bed.namespace("mig-api");
+    let ns = ns.name.as_str();
+    install_empty_release(&bed, ns);
+    let src = sources_ready(&bed, ns).await;
+    let policy = format!("zkscale-test-fault-{ns}");
+    let fault = src.root().join("deny-statefulset-writes.yaml");
+    std::fs::write(
+        &fault,
+        format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n\
+             metadata: {{name: {policy}}}\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n    \
+             namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}\n    \
+             resourceRules:\n    - {{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], \
+             resources: [statefulsets]}}\n  validations:\n  - {{expression: 'false', message: \
+             'test fault: StatefulSet writes refused'}}\n---\n\
+             apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\n\
+             metadata: {{name: {policy}}}\nspec: {{policyName: {policy}, validationActions: [Deny]}}\n"
+        ),
+    )
+    .unwrap();
+    // The stop command stops the source, then turns the fault on (and gives the API server a
+    // moment to load the policy).
+    let stop_then_fault = format!(
+        "{} && KUBECONFIG={} {} apply -f {} >&2 && sleep 3",
+        src.cmd("stop"),
+        bed.kubeconfig.display(),
+        bed.kubectl.display(),
+        fault.display()
+    );
+    let (starts, stops) = (src.count(1, "start"), src.count(1, "stop"));
+    let from = src.entries_arg();
+    let host_ips = src.host_ip_arg();
+    let (stop_cmd, start_cmd) = (src.cmd("stop"), src.cmd("start"));
+    let args = |stop: &str| -> Vec<String> {
+        [
+            "migrate",
+            "--from",
+            &from,
+            "--host-ip",
+            &host_ips,
+            "--stop-cmd",
+            stop,
+            "--start-cmd",
+            &start_cmd,
+            "--timeout",
+            "60s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let a = args(&stop_then_fault);
+    let out = run(zkscale(
+        &bed,
+        ns,
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let _ = bed.kubectl_try(&["delete", "-f", fault.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("test fault"), "the cause is said: {err}");
+    assert!(
+        err.contains("server 1 was not moved")
+            && err.contains(&format!("runs on {} again", src.ip(1))),
+        "{err}"
+    );
+    assert_eq!(src.count(1, "stop") - stops, 1, "source 1 stopped once");
+    assert_eq!(src.count(1, "start") - starts, 1, "source 1 started again");
+    assert_eq!(sts_field(&bed, ns, ".spec.replicas"), "0");
+    let v = src.wait_healthy().await;
+    eprintln!("after the fault: {}", v.summary());
+
+    // The API accepts writes again (the policy may take a moment to go): the same command
+    // finishes the migration.
+    let a = args(&stop_cmd);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut done = None;
+    for _ in 0..5 {
+        let out = run(zkscale(&bed, ns, &a));
+        if out.status.code() == Some(0) {
+            done = Some(out);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    }
+    assert!(
+        done.is_some(),
+        "the migration never finished after the fault"
+    );
+    wait_healthy(&bed, ns, 3).await;
+    assert_eq!(znodes_on_each_member(&bed, ns, 3).await, [200; 3]);
+}
