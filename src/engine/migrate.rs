@@ -517,7 +517,7 @@ impl Engine<'_> {
                         size: n,
                         reason: format!(
                             "server {id} was not moved ({cause}). It runs on {} again and the \
-                             ensemble is whole; re-run the same command to resume",
+                             ensemble is whole",
                             src.host
                         ),
                     },
