@@ -25,6 +25,7 @@ pub fn manifest_stream(data: &[u8]) {
                     replicas: 1,
                     servers_env,
                     pending: Some("1 → 3 member(s): yes, no, 0644".into()),
+                    operation: Some(r#"{"target":3,"step":"1→2"}"#.into()),
                 };
                 live.ensembles.insert(z.name.clone(), declared);
             }

@@ -387,6 +387,7 @@ fn declared_state_rewrites_only_the_statefulset() {
                 replicas: 1,
                 servers_env: format!("{}:2888:3888::{}", first.host, first.id),
                 pending: Some("1 → 3 member(s): yes, no, 0644 and `quotes: \"x\"`".into()),
+                operation: None,
             };
             let live = LiveState {
                 ensembles: [(zk.name.clone(), declared.clone())].into(),

@@ -588,6 +588,7 @@ mod real {
                 synced,
                 outdated: Default::default(),
                 committed: None,
+                storage: Default::default(),
             }
         }
 
@@ -854,4 +855,98 @@ fn rollouts_restart_outdated_pods_leader_last() {
         }
     }
     assert_eq!(plans, (1..=9u32).map(|n| n * ((1 << n) - 1)).sum::<u32>());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistence off (issue 23, defect 13): a restarted member comes back empty.
+
+/// (7) Without persistence, at every moment the members holding the data form a quorum of
+/// the StatefulSet's list (the list in force), beside invariants (1) and (2).
+fn data_holders_hold_a_quorum(e: &Ensemble) -> Result<(), String> {
+    let view = View::of(e.spec());
+    let holders = e.pods().filter(|p| view.has(p.id) && p.up_to_date).count();
+    if holders < view.quorum() {
+        return Err(format!(
+            "only {holders} member(s) of {} in the list in force hold the data",
+            view.voters.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Plans `obs` (persistence off) to `target`: refused only as [`PlanError::NoPersistence`]
+/// (or as not synced yet), else every action keeps (1), (2) and (7) and the plan ends whole.
+fn check_ephemeral(obs: &Observed, target: u32) -> Result<bool, String> {
+    let all_synced = obs.pods.iter().all(|p| obs.synced.contains(&p.id));
+    let p = match plan(obs, target) {
+        Ok(p) => p,
+        Err(PlanError::NoPersistence { .. }) => return Ok(false),
+        Err(PlanError::NotSynced { .. }) | Err(PlanError::UnexpectedState(_)) if !all_synced => {
+            return Ok(false)
+        }
+        Err(err) => return Err(format!("refused otherwise: {err}")),
+    };
+    let mut e = Ensemble::from_observed(obs).map_err(|err| err.to_string())?;
+    for step in &p.steps {
+        for a in &step.actions {
+            let mut first_err: Option<String> = None;
+            let out = e.apply(a, &mut |st| {
+                if first_err.is_none() {
+                    first_err = invariants(st)
+                        .and_then(|()| data_holders_hold_a_quorum(st))
+                        .err();
+                }
+            });
+            if let Some(err) = first_err {
+                return Err(format!("{a:?}: {err}"));
+            }
+            out.map_err(|err| format!("{a:?}: {err}"))?;
+        }
+        e.check_settled(&step.servers)?;
+    }
+    Ok(true)
+}
+
+fn ephemeral(mut obs: Observed) -> Observed {
+    obs.storage = zkscale::plan::Storage::Ephemeral {
+        what: "an emptyDir".into(),
+    };
+    obs
+}
+
+/// The checker can fail: the same model with persistence off, fed the plans made as if
+/// members kept their data, breaks (7) or the model for 1→2 (the standalone's restart).
+#[test]
+fn persistence_off_checker_catches_a_plan_made_with_persistence() {
+    let p = plan(&chart_obs(1), 2).unwrap();
+    let mut e = Ensemble::from_observed(&ephemeral(chart_obs(1))).unwrap();
+    let mut broke = false;
+    for a in &p.steps[0].actions {
+        let mut bad = false;
+        let r = e.apply(a, &mut |st| {
+            bad |= invariants(st)
+                .and_then(|()| data_holders_hold_a_quorum(st))
+                .is_err();
+        });
+        broke |= bad || r.is_err();
+    }
+    broke |= e.check_settled(&p.steps[0].servers).is_err();
+    assert!(broke, "1→2 with empty restarts passed the checker");
+    assert!(!check_ephemeral(&ephemeral(chart_obs(1)), 2).unwrap());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn random_ensembles_without_persistence_plan_safely_or_refuse(s in shape(), target in 1u32..=9) {
+        let obs = ephemeral(observed(&s));
+        let r = check_ephemeral(&obs, target);
+        prop_assert!(r.is_ok(), "{:?} → {}: {}", s, target, r.unwrap_err());
+        // Up from 2 or more members, every synced ensemble has a plan.
+        let all_synced = obs.pods.iter().all(|p| obs.synced.contains(&p.id));
+        if all_synced && s.n >= 2 && target > s.n {
+            prop_assert!(r.unwrap(), "{:?} → {} refused", s, target);
+        }
+    }
 }

@@ -442,3 +442,111 @@ fn kube_context_is_accepted_as_helm_spells_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+/// A stand-in API server on loopback that knows no StatefulSet and no claims (a fresh
+/// install): `/version`, 404 for any StatefulSet, an empty claim list. Returns its URL and
+/// the paths it was asked, so the test can see that the binary really asked it.
+fn fresh_cluster_api() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut first = String::new();
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            seen.lock().unwrap().push(path.clone());
+            let (status, body) = if path.starts_with("/version") {
+                (
+                    "200 OK",
+                    r#"{"major":"1","minor":"33","gitVersion":"v1.33.0"}"#.to_string(),
+                )
+            } else if path.contains("/persistentvolumeclaims") {
+                (
+                    "200 OK",
+                    r#"{"kind":"PersistentVolumeClaimList","apiVersion":"v1","metadata":{},"items":[]}"#
+                        .to_string(),
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not found"}"#
+                        .to_string(),
+                )
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, asked)
+}
+
+/// Issue 23, defect 4: a chart that carries `zkscale.io/operation`, `zkscale.io/pending` or
+/// `zkscale.io/status` on its StatefulSet does not get them through the post-renderer (they
+/// are zkscale's own; a planted operation would be read back as a step under way): the output
+/// of a fresh install has none of them, says so on stderr (by key, not by the chart's value),
+/// and keeps every other annotation.
+#[test]
+fn chart_supplied_zkscale_annotations_do_not_pass_through() {
+    let (url, asked) = fresh_cluster_api();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n    namespace: zk-test\n\
+             current-context: c\nusers:\n- name: u\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let planted = "  annotations:\n    zkscale.io/operation: '{\"target\":4,\"step\":\"3→4\",\"holder\":\"SECRET-LOOKING-VALUE\"}'\n    zkscale.io/pending: 'stale plan'\n    zkscale.io/status: 'ok: 9 member(s)'\n    team: zk\n";
+    let input = MINIMAL.replace(
+        "  name: zk-zookeeper\n  namespace: zk-test\n  labels:",
+        &format!("  name: zk-zookeeper\n  namespace: zk-test\n{planted}  labels:"),
+    );
+    assert!(input.contains("zkscale.io/operation"), "fixture edit");
+    let kc = kubeconfig.to_str().unwrap();
+    let out = run_with(
+        &["--execute", "--kubeconfig", kc, "--log-file", "-"],
+        input.as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("/statefulsets/zk-zookeeper")),
+        "the binary never asked the API: {:?}",
+        asked.lock().unwrap()
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for key in [
+        "zkscale.io/operation",
+        "zkscale.io/pending",
+        "zkscale.io/status",
+    ] {
+        assert!(!stdout.contains(key), "{key} passed through:\n{stdout}");
+        assert!(stderr.contains(key), "stderr does not name {key}: {stderr}");
+    }
+    assert!(!stderr.contains("SECRET-LOOKING-VALUE"), "{stderr}");
+    assert!(stdout.contains("team: zk"), "{stdout}");
+    assert!(stdout.contains("OnDelete"), "{stdout}");
+}

@@ -134,6 +134,67 @@ impl Live {
             .map(String::as_str)
     }
 
+    /// Where the members keep their data: the volume mounted over the ZooKeeper container's
+    /// data directory (`ZOO_DATA_DIR`, the image's default `/bitnami/zookeeper/data`; the chart
+    /// mounts `data` at `/bitnami/zookeeper`). A claim template's volume (or any volume that
+    /// outlives the pod) keeps it; an emptyDir (the chart's `persistence.enabled=false`), or no
+    /// volume at all (the container's own filesystem), dies with the pod.
+    pub fn storage(&self) -> crate::plan::Storage {
+        use crate::plan::Storage;
+        let Some(spec) = self.sts.spec.as_ref() else {
+            return Storage::Persistent;
+        };
+        let Some(pod) = spec.template.spec.as_ref() else {
+            return Storage::Persistent;
+        };
+        let Some(c) = pod.containers.iter().find(|c| c.name == self.zk.container) else {
+            return Storage::Persistent;
+        };
+        let dir = c
+            .env
+            .iter()
+            .flatten()
+            .rev()
+            .find(|e| e.name == "ZOO_DATA_DIR")
+            .and_then(|e| e.value.clone())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "/bitnami/zookeeper/data".into());
+        let mount = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .filter(|m| {
+                let base = m.mount_path.trim_end_matches('/');
+                dir == m.mount_path || dir.starts_with(&format!("{base}/"))
+            })
+            .max_by_key(|m| m.mount_path.len());
+        let Some(mount) = mount else {
+            return Storage::Ephemeral {
+                what: format!("no volume is mounted at the data directory {dir}"),
+            };
+        };
+        let claimed = spec
+            .volume_claim_templates
+            .iter()
+            .flatten()
+            .any(|t| t.metadata.name.as_deref() == Some(mount.name.as_str()));
+        let empty_dir = pod
+            .volumes
+            .iter()
+            .flatten()
+            .any(|v| v.name == mount.name && v.empty_dir.is_some());
+        if empty_dir && !claimed {
+            Storage::Ephemeral {
+                what: format!(
+                    "the data directory {dir} is on the emptyDir volume `{}` (persistence.enabled=false)",
+                    mount.name
+                ),
+            }
+        } else {
+            Storage::Persistent
+        }
+    }
+
     pub fn claim_template(&self) -> Option<String> {
         let spec = self.sts.spec.as_ref()?;
         spec.volume_claim_templates

@@ -37,10 +37,7 @@ pub use watch::Changes;
 
 /// The one field manager zkscale writes with.
 pub const FIELD_MANAGER: &str = "kubectl-zkscale";
-/// Annotation on the StatefulSet recording the operation in progress (resume reads it).
-pub const OPERATION_ANNOTATION: &str = "zkscale.io/operation";
-/// Annotation with the last outcome, for humans and pipelines reading the object.
-pub const STATUS_ANNOTATION: &str = "zkscale.io/status";
+pub use crate::manifest::{OPERATION_ANNOTATION, STATUS_ANNOTATION};
 
 #[derive(Debug, Error)]
 pub enum ClusterError {

@@ -245,6 +245,7 @@ impl Scenario {
                 "template": {"spec": {"containers": [{
                     "name": "zookeeper", "image": "bitnami/zookeeper:3.9.3",
                     "env": [{"name": "ZOO_SERVERS", "value": servers_env(self.servers)}],
+                    "volumeMounts": [{"name": "data", "mountPath": "/bitnami/zookeeper"}],
                 }]}},
                 "volumeClaimTemplates": [{"metadata": {"name": "data"}}],
             },

@@ -38,6 +38,36 @@ pub struct Migration {
     pub start_cmd: Option<String>,
 }
 
+/// What to do when the pod of a member whose source is stopped could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterStop {
+    /// No pod for it and the StatefulSet not grown: the source can start again as it was.
+    StartAgain,
+    /// The StatefulSet grew (or its pod is there): the pod must go before the source starts,
+    /// or two servers would run with one id.
+    TakeOut,
+    /// The cluster cannot be read: start nothing, say where the member is.
+    Unknown,
+}
+
+/// [`AfterStop`] for the member that was to start in pod `ordinal`, from the StatefulSet and
+/// its pods as read after the failure (`None`: they could not be read).
+pub(super) fn after_stop(live: Option<&Live>, ordinal: u32) -> AfterStop {
+    match live {
+        None => AfterStop::Unknown,
+        Some(l) if l.replicas() > ordinal || l.pods.contains_key(&ordinal) => AfterStop::TakeOut,
+        Some(_) => AfterStop::StartAgain,
+    }
+}
+
+/// What a run says when it leaves a source member stopped.
+pub(super) fn stopped_on_host(id: u32, host: &str, cause: &str) -> String {
+    format!(
+        "server {id} is stopped on its host {host}; re-run the same command to resume (the \
+         rest of the ensemble is whole without it). Cause: {cause}"
+    )
+}
+
 /// What the operation annotation says while a member moves.
 #[derive(Deserialize)]
 struct Operation {
@@ -268,31 +298,38 @@ impl Engine<'_> {
             self.source_command("stop", m.stop_cmd.as_deref(), src, n)
                 .await?;
         }
-        self.until(dropped(id), self.opts.timeout).await?;
-
-        let live = self.target.read().await?;
-        let svc = layout.service(id);
-        self.emit(Event::Action {
-            description: format!(
-                "Service {} → pod {pod}; {} grows to {} (server {id} starts empty and syncs from \
-                 the leader)",
-                svc.name,
-                self.statefulset(),
-                ordinal + 1
-            ),
-        });
-        self.target
-            .point_member_service(
-                &svc,
-                &Backend::Pod { pod: pod.clone() },
-                live.helm_release(),
-            )
-            .await?;
-        self.set_external(id, None);
-        if live.replicas() < ordinal + 1 {
+        // From here the source is stopped: a failure before its pod exists (an API error, a
+        // wait that ends) must not leave it so with only the error's words.
+        let into_pod = async {
+            self.until(dropped(id), self.opts.timeout).await?;
+            let live = self.target.read().await?;
+            let svc = layout.service(id);
+            self.emit(Event::Action {
+                description: format!(
+                    "Service {} → pod {pod}; {} grows to {} (server {id} starts empty and syncs \
+                     from the leader)",
+                    svc.name,
+                    self.statefulset(),
+                    ordinal + 1
+                ),
+            });
             self.target
-                .apply_migration_step(&live, ordinal + 1, &env, Some(&op))
+                .point_member_service(
+                    &svc,
+                    &Backend::Pod { pod: pod.clone() },
+                    live.helm_release(),
+                )
                 .await?;
+            self.set_external(id, None);
+            if live.replicas() < ordinal + 1 {
+                self.target
+                    .apply_migration_step(&live, ordinal + 1, &env, Some(&op))
+                    .await?;
+            }
+            Ok::<(), EngineError>(())
+        };
+        if let Err(e) = into_pod.await {
+            return Err(self.after_stop_failed(m, id, e).await);
         }
         self.wrote();
         if let Err(e) = self
@@ -422,6 +459,79 @@ impl Engine<'_> {
             .await?;
         self.wrote();
         Ok(())
+    }
+
+    /// The source of server `id` was stopped and its pod could not be started (an API error,
+    /// a wait that ended). What the cluster shows decides ([`after_stop`]): no pod for it yet
+    /// (the StatefulSet did not grow) → the Service points at the host again and the source
+    /// starts (`--start-cmd`); a pod that is, or may be, there → [`Engine::move_back`], which
+    /// takes it out first (never two servers with one id); the cluster unreadable → nothing
+    /// is started and the message says where the member is and how to resume.
+    async fn after_stop_failed(&self, m: &Migration, id: u32, cause: EngineError) -> EngineError {
+        let layout = &m.layout;
+        let n = layout.size();
+        let src = layout.source(id).expect("planned ids are sources");
+        let ordinal = layout.ordinal(id);
+        let cause = cause.into_reason();
+        // The API may be back a moment later: wait for it as long as any gate would.
+        let live = match self.api_back().await {
+            Ok(()) => self.target.read().await.ok(),
+            Err(_) => None,
+        };
+        match after_stop(live.as_ref(), ordinal) {
+            AfterStop::TakeOut => self.move_back(m, id, cause).await,
+            AfterStop::Unknown => EngineError::Stopped {
+                size: n,
+                reason: stopped_on_host(id, &src.host, &cause),
+            },
+            AfterStop::StartAgain => {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "server {id} is stopped and its pod was not created ({cause}); starting it \
+                         again on {}",
+                        src.host
+                    ),
+                });
+                let helm_release = live.as_ref().and_then(|l| l.helm_release());
+                let back = async {
+                    self.target
+                        .point_member_service(
+                            &layout.service(id),
+                            &host_backend(src).await?,
+                            helm_release,
+                        )
+                        .await?;
+                    self.set_external(id, Some(src.client_addr()));
+                    self.source_command("start", m.start_cmd.as_deref(), src, n)
+                        .await?;
+                    self.gate(
+                        &format!("server {id} back on {}", src.host),
+                        None,
+                        Some(n),
+                        self.opts.timeout,
+                    )
+                    .await
+                };
+                match back.await {
+                    Ok(_) => EngineError::Stopped {
+                        size: n,
+                        reason: format!(
+                            "server {id} was not moved ({cause}). It runs on {} again and the \
+                             ensemble is whole",
+                            src.host
+                        ),
+                    },
+                    Err(e) => EngineError::Stopped {
+                        size: n,
+                        reason: format!(
+                            "{} (moving it back failed: {})",
+                            stopped_on_host(id, &src.host, &cause),
+                            e.into_reason()
+                        ),
+                    },
+                }
+            }
+        }
     }
 
     /// A member whose pod never synced goes back to its host: the pod and its claim go, the
@@ -560,6 +670,9 @@ impl Engine<'_> {
     /// from the lowest source id, and no more pods than members.
     async fn check_target(&self, live: &Live, layout: &Layout) -> Result<(), EngineError> {
         let refuse = |why: String| Err(EngineError::Refused(why));
+        live.storage()
+            .check(crate::plan::Change::Migrate, None)
+            .map_err(|e| EngineError::Refused(format!("{}: {e}", self.statefulset())))?;
         if live.claim_template().is_none() {
             return refuse(format!(
                 "{} has no volume claim template: install the chart with persistence.enabled=true \

@@ -395,6 +395,12 @@ impl<'p> Engine<'p> {
         template: Option<&PodTemplateSpec>,
     ) -> Result<Verdict, EngineError> {
         if let Some(t) = template {
+            // Without persistence the plan may be refused (restarted members come back
+            // empty): ask before the template goes in, so a refusal changes nothing.
+            let live = self.target.read().await?;
+            if !live.storage().keeps_data() && self.template_changes(&live, t).await? {
+                self.plan_with(target, true).await?;
+            }
             self.apply_template(t, target).await?;
         }
         let first = self.plan(target).await?;

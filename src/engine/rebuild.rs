@@ -36,10 +36,13 @@ impl Engine<'_> {
     pub async fn rebuild_plan(&self, pods: &[String]) -> Result<Vec<Rebuild>, EngineError> {
         let ordinals = self.ordinals_of(pods)?;
         let live = self.target.read().await?;
+        live.storage()
+            .check(crate::plan::Change::Rebuild, None)
+            .map_err(|e| EngineError::Refused(format!("{}: {e}", self.statefulset())))?;
         if live.claim_template().is_none() {
             return Err(EngineError::Refused(format!(
-                "{} has no volume claim template (persistence disabled): a member's data does not \
-                 outlive its pod, so deleting the pod already brings it back empty",
+                "{} has no volume claim template: a member's data does not outlive its pod, so \
+                 deleting the pod already brings it back empty",
                 self.statefulset()
             )));
         }

@@ -238,6 +238,7 @@ impl Snapshot {
                 .map(|p| p.ordinal)
                 .collect(),
             committed: committed.cloned(),
+            storage: live.storage(),
         })
     }
 }

@@ -11,12 +11,30 @@ use super::{Engine, EngineError, Event, REFUSE_AFTER};
 
 impl Engine<'_> {
     pub(super) async fn run(&self, target: u32, first: plan::Plan) -> Result<Verdict, EngineError> {
+        self.run_steps(target, first, None).await
+    }
+
+    /// [`Engine::run`]; with `max_steps`, returns after that many steps have passed their
+    /// post-gate (the verdict of the last), without the final report: a step found under way
+    /// is finished that way before a new template goes in.
+    pub(super) async fn run_steps(
+        &self,
+        target: u32,
+        first: plan::Plan,
+        max_steps: Option<usize>,
+    ) -> Result<Verdict, EngineError> {
         let mut plan = first;
+        let mut steps_done = 0usize;
         let mut started_any = false;
         // The verdict of the gate that just passed: the next pre-gate (or the final one) would
         // only ask the same question again a moment later.
         let mut just_passed: Option<Verdict> = None;
         loop {
+            if let (Some(max), Some(v)) = (max_steps, &just_passed) {
+                if steps_done >= max {
+                    return Ok(v.clone());
+                }
+            }
             let Some(step) = plan.steps.first().cloned() else {
                 let v = match just_passed {
                     Some(v) => v,
@@ -99,13 +117,14 @@ impl Engine<'_> {
                     self.record(&live, false, "Step", &message).await;
                 }
                 just_passed = Some(v);
+                steps_done += 1;
             }
             plan = self.plan(target).await?;
         }
     }
 
     /// Waits until the API server answers again (up to the timeout).
-    async fn api_back(&self) -> Result<(), EngineError> {
+    pub(super) async fn api_back(&self) -> Result<(), EngineError> {
         let start = std::time::Instant::now();
         loop {
             match self.target.read().await {

@@ -42,20 +42,38 @@ impl Engine<'_> {
         template: &PodTemplateSpec,
         target: u32,
     ) -> Result<(), EngineError> {
-        let live = self.target.read().await?;
+        let mut live = self.target.read().await?;
+        if self.changed_template(&live, template).await?.is_none() {
+            return Ok(());
+        }
+        // A size step an earlier run left under way is finished first, with its own waits and
+        // gates: mid-step the ensemble is not whole by definition, so the gate below could
+        // only refuse it. Whether one is under way is read from the cluster's state (the
+        // pods' own lists, replicas, missing pods: [`step_under_way`]), never from the
+        // `zkscale.io/operation` annotation, which anyone can set or leave behind.
+        if let Some(why) = step_under_way(&live) {
+            let plan = self.plan(target).await?;
+            if plan.steps.first().is_some_and(|s| s.resumed) {
+                self.emit(Event::Note {
+                    message: format!(
+                        "a step is under way ({why}): finishing it before the new template"
+                    ),
+                });
+                self.run_steps(target, plan, Some(1)).await?;
+                live = self.target.read().await?;
+            }
+        }
+        // Nothing changes before the ensemble is known healthy (as the first step's pre-gate
+        // would). Always: an operation annotation, stale or not, never skips it.
+        self.healthy_or_forced(
+            "before the new template",
+            None,
+            "new template on an unhealthy ensemble",
+        )
+        .await?;
         let Some(desired) = self.changed_template(&live, template).await? else {
             return Ok(());
         };
-        // Nothing changes before the ensemble is known healthy (as the first step's pre-gate
-        // would); a step left under way by an earlier run is finished by the steps anyway.
-        if live.operation().is_none() {
-            self.healthy_or_forced(
-                "before the new template",
-                None,
-                "new template on an unhealthy ensemble",
-            )
-            .await?;
-        }
         let (old, new) = (
             live.sts
                 .spec
@@ -79,6 +97,32 @@ impl Engine<'_> {
         self.until(conditions::controller_caught_up(), self.opts.timeout)
             .await
     }
+}
+
+/// Why a size step is under way, read from the cluster's state alone (the operation
+/// annotation is not trusted: anyone can set it, and a run killed at the wrong moment leaves
+/// it behind): replicas that differ from the StatefulSet's list, a listed member without a
+/// pod, or a pod started with another list than the StatefulSet's (unless it runs with
+/// dynamic reconfiguration, where the committed configuration, not its start list, is its
+/// view). `None`: no step is under way, and "healthy" means the full verdict.
+pub fn step_under_way(live: &Live) -> Option<String> {
+    let listed = live.zk.servers.len() as u32;
+    if live.replicas() != listed {
+        return Some(format!(
+            "replicas {} with {listed} member(s) listed",
+            live.replicas()
+        ));
+    }
+    if let Some(o) = (0..listed).find(|o| !live.pods.contains_key(o)) {
+        return Some(format!("no pod {}-{o} yet", live.name));
+    }
+    live.pods
+        .values()
+        .find(|p| {
+            p.servers_env.as_deref() != Some(live.zk.servers_env.as_str())
+                && p.reconfig_env.enabled != Some(true)
+        })
+        .map(|p| format!("{} runs another member list than the StatefulSet's", p.name))
 }
 
 /// The image of container `container` in `t`.

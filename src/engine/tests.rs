@@ -284,3 +284,80 @@ fn a_rebuilt_member_needs_a_new_claim() {
     let cond = conditions::claim_replaced("zk-zookeeper-1", 1, "an-older-uid".into());
     assert!(check(cond, &s, FIRST).is_ok());
 }
+
+/// Issue 23, defect 3: the `zkscale.io/operation` annotation never decides whether a step is
+/// under way (so it can never skip the health gate before a new template): only the cluster's
+/// state does, and a settled ensemble with a stale annotation gets the full gate, which a
+/// member down fails.
+#[test]
+fn a_stale_operation_annotation_is_no_step_under_way() {
+    use super::template::step_under_way;
+    let stale = r#"{"target":4,"step":"3→4","holder":"gone","at":"2026-01-01T00:00:00Z"}"#;
+    assert_eq!(step_under_way(&ensemble(3).operation(stale).live()), None);
+    // ... nor with a member down: then the gate must refuse, annotation or not.
+    let down = ensemble(3).operation(stale).unreachable(1);
+    assert_eq!(step_under_way(&down.live()), None);
+    let why = check(
+        conditions::healthy("before the new template", None, None),
+        &down,
+        LATER,
+    )
+    .unwrap_err();
+    assert!(why.contains("unhealthy"), "{why}");
+    // A step really under way is seen without any annotation.
+    let mid = ensemble(3).statefulset(4, 4).new_pod(3);
+    assert!(step_under_way(&mid.live()).is_some());
+    let mid = ensemble(3).leader(2).pod_list(0, 2).pod_list(1, 2);
+    assert!(step_under_way(&mid.live())
+        .unwrap()
+        .contains("another member list"));
+    assert!(step_under_way(&ensemble(3).statefulset(4, 3).live())
+        .unwrap()
+        .contains("replicas 4"));
+    assert!(step_under_way(&ensemble(3).no_pod(2).live())
+        .unwrap()
+        .contains("no pod"));
+    // ... and the planner resumes exactly such a step.
+    let obs = mid.snapshot().observed("zk-zookeeper").unwrap();
+    assert!(plan::plan(&obs, 3).unwrap().steps[0].resumed);
+}
+
+/// Issue 23, defect 5: after a source member was stopped, a failure before its pod exists
+/// never leaves it stopped with only the error: without a pod (the StatefulSet not grown) it
+/// starts again on its host; with a pod (or replicas grown) the pod goes first (never two
+/// servers with one id); with the cluster unreadable, nothing starts and the message says
+/// where the member is and how to resume (exit 4).
+#[test]
+fn a_failure_after_a_source_stopped_moves_it_back_or_says_where_it_is() {
+    use super::migrate::{after_stop, stopped_on_host, AfterStop};
+    // Two members moved into pods 0 and 1; server 3's pod would be pod 2.
+    assert_eq!(
+        after_stop(Some(&ensemble(2).live()), 2),
+        AfterStop::StartAgain
+    );
+    // The StatefulSet grew before the error (the write landed, its answer did not).
+    assert_eq!(
+        after_stop(Some(&ensemble(2).statefulset(3, 3).live()), 2),
+        AfterStop::TakeOut
+    );
+    // Its pod is there already.
+    assert_eq!(
+        after_stop(Some(&ensemble(2).new_pod(2).live()), 2),
+        AfterStop::TakeOut
+    );
+    assert_eq!(after_stop(None, 2), AfterStop::Unknown);
+    let why = stopped_on_host(3, "zk3.example.org", "HTTP 500");
+    assert!(
+        why.starts_with(
+            "server 3 is stopped on its host zk3.example.org; re-run the same command to resume"
+        ),
+        "{why}"
+    );
+    assert!(why.contains("HTTP 500"), "{why}");
+    let e = super::EngineError::Stopped {
+        size: 3,
+        reason: why,
+    };
+    assert_eq!(crate::exit::Exit::of_error(&e), crate::exit::Exit::Stopped);
+    assert_eq!(crate::exit::Exit::Stopped as i32, 4);
+}

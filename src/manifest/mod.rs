@@ -94,6 +94,19 @@ pub const FILENAME_ANNOTATION: &str = "postrenderer.helm.sh/postrender-filename"
 /// reviewer of the rendered output (helm-diff, `--dry-run`, a rendered-manifest repository)
 /// sees what the upgrade will do, and applying it changes nothing but this annotation.
 pub const PENDING_ANNOTATION: &str = "zkscale.io/pending";
+/// Annotation on the StatefulSet recording the operation in progress (resume reads it).
+pub const OPERATION_ANNOTATION: &str = "zkscale.io/operation";
+/// Annotation with the last outcome, for humans and pipelines reading the object.
+pub const STATUS_ANNOTATION: &str = "zkscale.io/status";
+
+/// The StatefulSet annotations only zkscale writes. A chart (or a rendered-manifest repository
+/// replayed through it) that carries one must not plant it: a stale operation would be read
+/// back as a step under way, a stale pending note shows reviewers a plan that is not the one.
+/// So the output always carries zkscale's own value of each ([`Declared`]), or none. The
+/// guard's override annotation (`zkscale.io/allow-unsafe`) is not among them: it is a
+/// person's, set on purpose with a reason.
+pub const OWNED_ANNOTATIONS: [&str; 3] =
+    [OPERATION_ANNOTATION, PENDING_ANNOTATION, STATUS_ANNOTATION];
 
 /// What the rewrite found worth saying but not worth refusing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +168,11 @@ pub struct Declared {
     /// A change the chart asks for and this output does not declare (a preview):
     /// [`PENDING_ANNOTATION`] on the StatefulSet says what it is.
     pub pending: Option<String>,
+    /// The live [`OPERATION_ANNOTATION`]: a step in flight (a run stopped at a safe size, or
+    /// another one running) keeps its record when the output is applied (Helm 3's three-way
+    /// merge and `kubectl apply` delete an annotation the previous manifest had and this one
+    /// lacks).
+    pub operation: Option<String>,
 }
 
 impl Declared {
@@ -164,6 +182,24 @@ impl Declared {
             replicas,
             servers_env: servers_env.into(),
             pending: None,
+            operation: None,
+        }
+    }
+
+    /// [`Declared::live`] with the live operation annotation.
+    pub fn with_operation(self, operation: Option<&str>) -> Declared {
+        Declared {
+            operation: operation.map(str::to_string),
+            ..self
+        }
+    }
+
+    /// zkscale's own value of the owned annotation `key` (see [`OWNED_ANNOTATIONS`]).
+    fn owned(&self, key: &str) -> Option<&str> {
+        match key {
+            OPERATION_ANNOTATION => self.operation.as_deref(),
+            PENDING_ANNOTATION => self.pending.as_deref(),
+            _ => None,
         }
     }
 }
@@ -693,19 +729,51 @@ fn edits_for(stream: &Stream, live: Option<&LiveState>) -> Result<Vec<Edit>, Man
         if z.update_strategy.as_ref() != Some(&on_delete) {
             edits.push(z.set_update_strategy(&on_delete));
         }
-        if let Some(d) = live.ensembles.get(&z.name) {
+        let declared = live.ensembles.get(&z.name);
+        if let Some(d) = declared {
             if z.replicas != Some(d.replicas) {
                 edits.push(z.set_replicas(d.replicas));
             }
             if z.servers_env != d.servers_env {
                 edits.push(z.set_servers_env(d.servers_env.clone()));
             }
-            if let Some(pending) = &d.pending {
-                edits.push(z.set_annotation(PENDING_ANNOTATION, pending));
+        }
+        // zkscale's own annotations: its value, or none (a fresh install has none yet),
+        // whatever the chart wrote.
+        let chart = stream.documents()[z.doc_index].value();
+        for key in OWNED_ANNOTATIONS {
+            let want = declared.and_then(|d| d.owned(key));
+            if annotation(chart, key) == want {
+                continue;
             }
+            edits.push(match want {
+                Some(v) => z.set_annotation(key, v),
+                None => z.remove_annotation(key),
+            });
         }
     }
     Ok(edits)
+}
+
+/// `metadata.annotations[key]` of a parsed document, when it is a string.
+fn annotation<'v>(doc: Option<&'v Value>, key: &str) -> Option<&'v str> {
+    zookeeper::str_at(doc?, &["metadata", "annotations", key])
+}
+
+/// The owned annotations (see [`OWNED_ANNOTATIONS`]) the chart's own StatefulSet `z` carries:
+/// the post-renderer replaces them with zkscale's values and says so (by key only: the
+/// values are the chart's, unchecked).
+pub fn chart_owned_annotations(stream: &Stream, z: &ZkStatefulSet) -> Vec<&'static str> {
+    let doc = stream.documents()[z.doc_index].value();
+    OWNED_ANNOTATIONS
+        .into_iter()
+        .filter(|k| {
+            doc.and_then(|d| d.get("metadata"))
+                .and_then(|m| m.get("annotations"))
+                .and_then(|a| a.get(*k))
+                .is_some()
+        })
+        .collect()
 }
 
 /// Options of [`post_render`].
@@ -886,6 +954,79 @@ mod tests {
         assert_eq!(stream.zookeepers().len(), 1);
         assert_eq!(stream.zookeepers()[0].servers.members().len(), 3);
         assert_eq!(rewrite(&stream, None).unwrap().output, text.as_bytes());
+    }
+
+    /// Issue 23, defect 4: zkscale's own annotations in a chart's StatefulSet never reach the
+    /// output: a fresh install carries none, a live ensemble zkscale's values (the live
+    /// operation in flight, the preview's pending note), whatever the chart wrote.
+    #[test]
+    fn chart_supplied_zkscale_annotations_are_replaced_by_zkscale_values() {
+        let planted = format!(
+            "  annotations:\n    {OPERATION_ANNOTATION}: '{{\"target\":4,\"step\":\"3→4\"}}'\n    \
+             {PENDING_ANNOTATION}: stale plan\n    {STATUS_ANNOTATION}: 'ok: 9 member(s)'\n    \
+             zkscale.io/allow-unsafe: a person's reason\n    other: kept\n"
+        );
+        let text = sts(CHART, &servers_env(SERVERS))
+            .replace("  namespace: ns\n", &format!("  namespace: ns\n{planted}"));
+        let stream = Stream::parse(text.as_bytes()).unwrap();
+        let z = &stream.zookeepers()[0];
+        assert_eq!(
+            chart_owned_annotations(&stream, z),
+            OWNED_ANNOTATIONS.to_vec()
+        );
+        let annotations = |live: &LiveState| -> BTreeMap<String, String> {
+            let out = rewrite(&stream, Some(live)).unwrap().output;
+            let again = Stream::parse(&out).unwrap();
+            let v = again.documents()[0].value().unwrap().clone();
+            serde_yaml::from_value(v["metadata"]["annotations"].clone()).unwrap()
+        };
+        // A fresh install (nothing live): none of zkscale's; the others untouched.
+        let fresh = annotations(&LiveState::default());
+        assert!(
+            OWNED_ANNOTATIONS.iter().all(|k| !fresh.contains_key(*k)),
+            "{fresh:?}"
+        );
+        assert_eq!(fresh["other"], "kept");
+        assert_eq!(fresh["zkscale.io/allow-unsafe"], "a person's reason");
+        // A live ensemble, nothing in flight, nothing pending: none of them either.
+        let settled = Declared::live(3, SERVERS);
+        let ann = annotations(&LiveState {
+            ensembles: [("zk".to_string(), settled.clone())].into(),
+        });
+        assert!(
+            OWNED_ANNOTATIONS.iter().all(|k| !ann.contains_key(*k)),
+            "{ann:?}"
+        );
+        // A step in flight (live operation) and a preview's note: exactly zkscale's values.
+        let op = r#"{"target":5,"step":"3→4","holder":"run-1"}"#;
+        let declared = Declared {
+            pending: Some("3 → 5 member(s)".into()),
+            ..settled.clone().with_operation(Some(op))
+        };
+        let ann = annotations(&LiveState {
+            ensembles: [("zk".to_string(), declared)].into(),
+        });
+        assert_eq!(ann[OPERATION_ANNOTATION], op);
+        assert_eq!(ann[PENDING_ANNOTATION], "3 → 5 member(s)");
+        assert!(!ann.contains_key(STATUS_ANNOTATION), "{ann:?}");
+        // Already zkscale's values: nothing to change.
+        let clean = sts(CHART, &servers_env(SERVERS));
+        let stream = Stream::parse(clean.as_bytes()).unwrap();
+        assert!(chart_owned_annotations(&stream, &stream.zookeepers()[0]).is_empty());
+        let r = rewrite(
+            &stream,
+            Some(&LiveState {
+                ensembles: [("zk".to_string(), settled)].into(),
+            }),
+        )
+        .unwrap();
+        assert!(
+            r.edits
+                .iter()
+                .all(|e| !e.pointer.to_string().contains("annotations")),
+            "{:?}",
+            r.edits
+        );
     }
 
     #[test]

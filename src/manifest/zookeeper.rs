@@ -113,6 +113,13 @@ impl ZkStatefulSet {
         Edit::set(self.doc_index, p, value)
     }
 
+    /// Edit removing one `metadata.annotations` entry of the StatefulSet.
+    pub fn remove_annotation(&self, key: &str) -> Edit {
+        let mut p = PointerBuf::parse("/metadata/annotations").expect("valid pointer");
+        p.push_back(key);
+        Edit::remove(self.doc_index, p)
+    }
+
     /// Edit setting `spec.updateStrategy`.
     pub fn set_update_strategy(&self, strategy: &StatefulSetUpdateStrategy) -> Edit {
         Edit::set_serialized(

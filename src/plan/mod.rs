@@ -73,6 +73,79 @@ pub fn quorum(n: usize) -> usize {
     n / 2 + 1
 }
 
+/// Where members keep their data, as the StatefulSet mounts their data directory (the
+/// adapter reads it: [`crate::cluster::Live::storage`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Storage {
+    /// A claim per member (or another volume that outlives the pod): a restarted member comes
+    /// back with its data.
+    #[default]
+    Persistent,
+    /// The data directory lives and dies with its pod (the chart's `persistence.enabled=false`
+    /// mounts an emptyDir): every restart, deletion or eviction brings the member back empty,
+    /// with the same id (setup.sh gives an empty volume `ordinal + minServerId`). `what` says
+    /// which volume.
+    Ephemeral { what: String },
+}
+
+/// What is asked of an ensemble whose members may come back empty ([`Storage::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Size or template steps: the ensemble model decides each one ([`Ensemble`] restarts a
+    /// member empty when the storage is ephemeral); this is the refusal's wording.
+    Steps,
+    /// `kubectl zkscale rebuild`: the member is recreated empty on purpose, from a new claim.
+    Rebuild,
+    /// `kubectl zkscale migrate`: a moved member's data must outlive its pod.
+    Migrate,
+}
+
+impl Storage {
+    /// Whether a restarted member still holds its data.
+    pub fn keeps_data(&self) -> bool {
+        matches!(self, Storage::Persistent)
+    }
+
+    /// The one rule for members that keep no data across a restart, for every front end
+    /// (`--to`, the post-renderer, `rebuild`, `migrate`): a restart of such a member loses
+    /// its copy, so a change is safe only if, at every moment, the members that still hold
+    /// the data form a quorum of the list in force and no majority of empty members can
+    /// form. Size and template steps are checked action by action in the ensemble model
+    /// (`why` is what the model found); `rebuild` and `migrate` work on claims and are
+    /// refused outright. `Ok` when the storage is persistent.
+    pub fn check(&self, change: Change, why: Option<&str>) -> Result<(), PlanError> {
+        let Storage::Ephemeral { what } = self else {
+            return Ok(());
+        };
+        let reason = match change {
+            Change::Rebuild => {
+                "a rebuild deletes a member's claim to start it empty, and there is \
+                 no claim: deleting the pod already brings the member back empty (the others \
+                 must hold a quorum meanwhile)"
+                    .to_string()
+            }
+            Change::Migrate => "a moved member must keep its data when its pod restarts: \
+                 install the target with persistence.enabled=true"
+                .to_string(),
+            Change::Steps => format!(
+                "{}; a restarted member comes back empty, so this would leave no quorum of \
+                 members that hold the data. Not possible without persistence: 1→2 (the \
+                 standalone member must restart, in every method) and any step down to 2 or 1. \
+                 Possible: n→n+1 for n ≥ 2 (each member restarts once and resyncs while the \
+                 others hold the quorum), and with dynamic reconfiguration (--method reconfig) \
+                 steps that restart nobody. To go further, move the data to a release with \
+                 persistence.enabled=true",
+                why.unwrap_or("the step fails the ensemble model")
+            ),
+        };
+        Err(PlanError::NoPersistence {
+            what: what.clone(),
+            reason,
+        })
+    }
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error("target size 0 would delete the ensemble; refusing")]
@@ -110,6 +183,8 @@ pub enum PlanError {
         needed: usize,
         missing: Vec<u32>,
     },
+    #[error("the members keep no data across a restart ({what}): {reason}")]
+    NoPersistence { what: String, reason: String },
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -152,6 +227,8 @@ pub struct Observed {
     /// with, is every running member's view (the adapter sets [`PodState::view`] so). `None`
     /// for static configurations and standalone servers.
     pub committed: Option<ServerList>,
+    /// Whether a restarted member keeps its data (see [`Storage`]).
+    pub storage: Storage,
 }
 
 impl Observed {
@@ -190,6 +267,7 @@ impl Observed {
             leader,
             outdated: BTreeSet::new(),
             committed: None,
+            storage: Storage::Persistent,
         })
     }
 }
@@ -311,6 +389,26 @@ pub fn restart_order(members: &[(u32, u32)], leader: Option<u32>) -> Vec<u32> {
 
 /// Plans the way from the observed state to `target` members (see the module docs).
 pub fn plan(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
+    without_persistence(obs, plan_static(obs, target))
+}
+
+/// A plan the model refused because restarted members come back empty is said as such
+/// ([`Storage::check`]), with what is and is not possible.
+pub(crate) fn without_persistence(
+    obs: &Observed,
+    r: Result<Plan, PlanError>,
+) -> Result<Plan, PlanError> {
+    match r {
+        Err(PlanError::Unsafe { from, to, reason }) if !obs.storage.keeps_data() => {
+            let why = format!("step {from}→{to}: {reason}");
+            obs.storage.check(Change::Steps, Some(&why))?;
+            Err(PlanError::Unsafe { from, to, reason })
+        }
+        r => r,
+    }
+}
+
+fn plan_static(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
     check_target(target)?;
     let mut ens = Ensemble::from_observed(obs)?;
     let mut steps = Vec::new();
@@ -962,5 +1060,86 @@ mod tests {
             .as_str()
             .unwrap()
             .ends_with("::2 "));
+    }
+
+    fn ephemeral(mut obs: Observed) -> Observed {
+        obs.storage = Storage::Ephemeral {
+            what: "the data directory is on an emptyDir".into(),
+        };
+        obs
+    }
+
+    /// Issue 23, defect 13: without persistence a restarted member comes back empty. 1→2 has
+    /// no safe sequence (the standalone, the only copy, must restart beside an empty
+    /// newcomer): refused, saying why and what to do; so is every plan through it.
+    #[test]
+    fn without_persistence_one_to_two_is_refused_with_the_reason() {
+        for target in [2, 3, 5] {
+            let e = plan(&ephemeral(chart(1)), target).unwrap_err();
+            let PlanError::NoPersistence { reason, .. } = &e else {
+                panic!("1→{target}: {e:?}");
+            };
+            assert!(reason.contains("step 1→2"), "{reason}");
+            assert!(reason.contains("persistence.enabled=true"), "{reason}");
+            assert!(
+                e.to_string().contains("keep no data across a restart"),
+                "{e}"
+            );
+        }
+        // The same ensemble with persistence: the usual plan.
+        assert_eq!(plan(&chart(1), 3).unwrap().steps.len(), 2);
+    }
+
+    /// Which steps are possible without persistence, for every size up to 7: up from 2 or
+    /// more (each member restarts once, one at a time, and resyncs while the others hold the
+    /// quorum; an empty member never wins an election against one with data), down to 3 or
+    /// more; never 1→2, nor down to 2 or 1 (the last two members of the new list both come
+    /// back empty and elect each other). A roll-out restarts each member once: possible from
+    /// 2 members, not for a standalone. Every plan that is made passed the model with empty
+    /// restarts: no leader without the data at any moment.
+    #[test]
+    fn without_persistence_only_steps_that_keep_a_quorum_with_data() {
+        for from in 1..=7u32 {
+            for to in 1..=7u32 {
+                let r = plan(&ephemeral(chart(from)), to);
+                let possible = if to > from {
+                    from >= 2
+                } else {
+                    to >= 3 || to == from
+                };
+                assert_eq!(r.is_ok(), possible, "{from}→{to}: {r:?}");
+                if let Err(e) = r {
+                    assert!(
+                        matches!(e, PlanError::NoPersistence { .. }),
+                        "{from}→{to}: {e:?}"
+                    );
+                }
+            }
+            let mut outdated = ephemeral(chart(from));
+            outdated.outdated = (0..from).collect();
+            let r = plan(&outdated, from);
+            assert_eq!(r.is_ok(), from >= 2, "roll-out of {from}: {r:?}");
+        }
+        // The same model with persistence takes every one of them.
+        for from in 1..=7u32 {
+            for to in 1..=7u32 {
+                assert!(plan(&chart(from), to).is_ok(), "{from}→{to}");
+            }
+        }
+    }
+
+    /// The rule in one place: rebuild and migrate are refused without persistence, everything
+    /// passes with it.
+    #[test]
+    fn storage_check_refuses_rebuild_and_migrate_without_persistence() {
+        let e = ephemeral(chart(3)).storage;
+        for change in [Change::Rebuild, Change::Migrate] {
+            assert!(matches!(
+                e.check(change, None),
+                Err(PlanError::NoPersistence { .. })
+            ));
+            assert_eq!(Storage::Persistent.check(change, None), Ok(()));
+        }
+        assert_eq!(Storage::Persistent.check(Change::Steps, Some("x")), Ok(()));
     }
 }

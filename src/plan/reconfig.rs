@@ -43,6 +43,10 @@ use crate::model::{Addressing, ServerList};
 /// Plans the way to `target` members, by `reconfig` wherever the ensemble allows it and by
 /// restart for 1↔2 (see the module docs).
 pub fn plan(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
+    super::without_persistence(obs, plan_dynamic(obs, target))
+}
+
+fn plan_dynamic(obs: &Observed, target: u32) -> Result<Plan, PlanError> {
     check_target(target)?;
     let mut steps = Vec::new();
     let mut e = match &obs.committed {

@@ -67,6 +67,9 @@ pub struct Ensemble {
     pub(super) elections: u32,
     pub(super) outages: u32,
     pub(super) serving: Option<u32>,
+    /// A restarted member keeps its data (false: it comes back empty, see
+    /// [`super::Storage`]).
+    pub(super) keeps_data: bool,
 }
 
 impl Ensemble {
@@ -142,6 +145,7 @@ impl Ensemble {
             elections: 0,
             outages: 0,
             serving: Some(leader),
+            keeps_data: obs.storage.keeps_data(),
         };
         let syncing: Vec<u32> = e
             .pods
@@ -221,6 +225,7 @@ impl Ensemble {
             // The model does not track templates; the engine observes them again.
             outdated: BTreeSet::new(),
             committed: None,
+            storage: base.storage.clone(),
         }
     }
 
@@ -285,7 +290,9 @@ impl Ensemble {
                 self.stop(*ordinal);
                 self.settle();
                 observe(self);
-                self.start(*ordinal, false);
+                // Without persistence the pod comes back on an empty volume: it must sync
+                // from a leader that has the data before it holds any.
+                self.start(*ordinal, !self.keeps_data);
                 self.settle();
                 observe(self);
                 if matches!(action, Action::MoveLeadership { .. }) && self.serving == Some(*id) {

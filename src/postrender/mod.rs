@@ -263,6 +263,16 @@ async fn with_cluster(
     let mut live_state = LiveState::default();
     for z in stream.zookeepers() {
         let namespace = z.namespace.clone().unwrap_or_else(|| default_ns.clone());
+        let planted = manifest::chart_owned_annotations(stream, z);
+        if !planted.is_empty() {
+            progress.event(&Event::Warning {
+                message: format!(
+                    "{namespace}/{}: the chart sets {}, which only zkscale writes: the output carries zkscale's own value instead (the live one, or none)",
+                    z.name,
+                    planted.join(", ")
+                ),
+            });
+        }
         let api: Api<k8s_openapi::api::apps::v1::StatefulSet> =
             Api::namespaced(client.clone(), &namespace);
         let live = match tokio::time::timeout(reach, api.get_opt(&z.name)).await {
@@ -459,8 +469,12 @@ async fn ensemble(
         .await
         .map_err(before)?;
     let live = engine.target().read().await.map_err(|e| before(e.into()))?;
-    let as_live =
-        |live: &cluster::Live| Declared::live(live.replicas() as i32, &live.zk.servers_env);
+    // The live operation annotation goes out as it is: a step in flight keeps its record
+    // whoever applies the output (a finished run has removed it by then).
+    let as_live = |live: &cluster::Live| {
+        Declared::live(live.replicas() as i32, &live.zk.servers_env)
+            .with_operation(live.operation())
+    };
     let changes = match engine.template_changes(&live, template).await {
         Ok(c) => c,
         // A read-only preview (a `helm diff` job's ServiceAccount) may not dry-run an update.

@@ -217,6 +217,7 @@ impl Runner {
             }
             self.last_status.remove(&k);
         }
+        self.collect_empty_dirs(&pods);
         // Names first: a pod's names resolve (for itself and its peers) before its process
         // starts, as cluster DNS publishes a headless Service's records (publishNotReadyAddresses)
         // as soon as the pod has an IP, before its container runs.
@@ -227,6 +228,28 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Removes the emptyDir volumes of pods that no longer exist (by UID: a pod recreated
+    /// under the same name has another UID and never sees its predecessor's). Pods still
+    /// listed, terminating ones included, keep theirs.
+    fn collect_empty_dirs(&self, pods: &[Pod]) {
+        let live: std::collections::HashSet<String> = pods.iter().filter_map(|p| p.uid()).collect();
+        let root = zoo::empty_dir_root(&self.state);
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let uid = e.file_name().to_string_lossy().into_owned();
+            if !live.contains(&uid) {
+                match std::fs::remove_dir_all(e.path()) {
+                    Ok(()) => log(format!(
+                        "emptyDir volumes of pod uid {uid} removed (pod gone)"
+                    )),
+                    Err(err) => log(format!("removing emptyDir of pod uid {uid}: {err}")),
+                }
+            }
+        }
     }
 
     fn ip_for(&mut self, k: &str) -> Result<Ipv4Addr> {

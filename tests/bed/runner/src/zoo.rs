@@ -28,6 +28,11 @@ pub fn pod_dir(state: &Path, pod: &Pod) -> PathBuf {
         .join(pod.name_any())
 }
 
+/// Where the emptyDir volumes of every pod live: `<state>/emptydir/<pod uid>/<volume>`.
+pub fn empty_dir_root(state: &Path) -> PathBuf {
+    state.join("emptydir")
+}
+
 pub struct Launch {
     cfg_path: PathBuf,
     cfg_text: String,
@@ -70,7 +75,6 @@ impl Launch {
             c,
             &get("ZOO_DATA_DIR", "/bitnami/zookeeper/data"),
             state,
-            &dir,
         )?;
         std::fs::create_dir_all(&data_dir)?;
         let id: u32 = match read_myid(&data_dir)? {
@@ -86,7 +90,7 @@ impl Launch {
         let data_log_dir = if log_dir.is_empty() {
             None
         } else {
-            let p = host_path(pod, c, &log_dir, state, &dir)?;
+            let p = host_path(pod, c, &log_dir, state)?;
             std::fs::create_dir_all(&p)?;
             Some(p)
         };
@@ -350,14 +354,8 @@ fn env_of(pod: &Pod, c: &Container, ip: Ipv4Addr) -> BTreeMap<String, String> {
 }
 
 /// Maps a container path to the host directory behind its volume: a claim's PV directory, or a
-/// per-pod directory for emptyDir.
-fn host_path(
-    pod: &Pod,
-    c: &Container,
-    path: &str,
-    state: &Path,
-    pod_dir: &Path,
-) -> Result<PathBuf> {
+/// per-pod-UID directory for emptyDir.
+fn host_path(pod: &Pod, c: &Container, path: &str, state: &Path) -> Result<PathBuf> {
     let spec = pod.spec.as_ref().context("pod without spec")?;
     let mount = c
         .volume_mounts
@@ -382,7 +380,13 @@ fn host_path(
             .join(pod.namespace().unwrap_or_default())
             .join(&claim.claim_name)
     } else {
-        pod_dir.join("volumes").join(&vol.name)
+        // An emptyDir lives and dies with the pod's UID, as in a cluster: a pod deleted and
+        // recreated under the same name starts with an empty one (the runner removes it once
+        // the pod object is gone: `Runner::collect_empty_dirs`). Keyed by name, a
+        // persistence-off member would keep its data across a restart here and nowhere else.
+        empty_dir_root(state)
+            .join(pod.uid().unwrap_or_default())
+            .join(&vol.name)
     };
     let sub = mount.sub_path.clone().unwrap_or_default();
     Ok(base.join(sub).join(rest))
