@@ -23,7 +23,13 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let (job, flags) = Cli::parse().resolve();
+    let (job, flags) = match Cli::parse().resolve() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kubectl-zkscale: {e}");
+            return Exit::Usage.into();
+        }
+    };
     zkscale::telemetry::init(flags.verbosity());
     match cli::run(job, flags) {
         Ok(exit) => exit.into(),

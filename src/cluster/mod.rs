@@ -228,6 +228,11 @@ pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> 
     config.connect_timeout = Some(
         access.timeout.min(std::time::Duration::from_secs(30)) + std::time::Duration::from_secs(1),
     );
+    // Every later API call is bounded too: a server that answers each request slowly cannot
+    // stretch one call past the timeout (a read that waits longer fails, and the engine's
+    // waits count it against their own bound).
+    config.read_timeout = Some(access.timeout);
+    config.write_timeout = Some(access.timeout);
     let server = config.cluster_url.to_string();
     let namespace = access
         .namespace

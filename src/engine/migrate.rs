@@ -47,9 +47,43 @@ struct Operation {
 impl Engine<'_> {
     /// The checks that need no write, and the plan, from one look at the StatefulSet and every
     /// member (pods for the moved ids, hosts for the rest).
+    /// `migrate plan` refuses what the run would refuse before its first write: a source
+    /// address an EndpointSlice cannot hold (names resolved as the run resolves them), and a
+    /// source that has no quorum to move from (no member leads one, or a standalone source does
+    /// not answer).
     pub async fn migrate_plan(&self, m: &Migration) -> Result<MigratePlan, EngineError> {
         let live = self.target.read().await?;
-        self.plan_migration(&live, m).await
+        let plan = self.plan_migration(&live, m).await?;
+        for id in &plan.order {
+            if let Some(src) = m.layout.source(*id) {
+                host_backend(src).await?;
+            }
+        }
+        if plan.leader.is_none() && !plan.order.is_empty() {
+            let standalone_serves = match (m.layout.standalone, m.layout.sources.first()) {
+                (true, Some(src)) => matches!(
+                    zk::observe_tcp(src.id, &src.client_addr(), zk::Timeouts::default())
+                        .await
+                        .probe,
+                    Probe::Serving { .. }
+                ),
+                _ => false,
+            };
+            if !standalone_serves {
+                return Err(EngineError::Refused(format!(
+                    "no source member leads a quorum (none answers as leader at {}): the \
+                     migration would be refused; start the source ensemble (or give the right \
+                     addresses) first",
+                    m.layout
+                        .sources
+                        .iter()
+                        .map(Source::client_addr)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(plan)
     }
 
     /// [`Engine::migrate_plan`] from `live`, read by the caller.
@@ -513,9 +547,9 @@ impl Engine<'_> {
             });
             return Ok(());
         };
-        let cmd = t
-            .replace("{id}", &src.id.to_string())
-            .replace("{host}", &src.host);
+        // The values are shell-quoted by `plan::migrate::source_command` (the host was checked
+        // by `check_host` when it was read): nothing from outside runs as shell syntax.
+        let cmd = crate::plan::migrate::source_command(t, src);
         self.emit(Event::Action {
             description: format!("{verb} server {} on {}: {cmd}", src.id, src.host),
         });
