@@ -18,10 +18,16 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(words) = words {
-        for line in cli::complete(words) {
-            println!("{line}");
-        }
-        return ExitCode::SUCCESS;
+        // Written, not println!: a closed or full stdout is an error to say, not a panic.
+        let mut text = cli::complete(words).join("\n");
+        text.push('\n');
+        return match cli::print_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kubectl-zkscale: cannot write the completions: {e}");
+                Exit::Failed.into()
+            }
+        };
     }
     let (job, flags) = match Cli::parse().resolve() {
         Ok(r) => r,

@@ -669,6 +669,9 @@ pub fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
                     .replace("kubectl__subcmd__zkscale", "kubectl__zkscale");
                 script = text.into_bytes();
             }
+            if shell == clap_complete::Shell::Fish {
+                script = fish_fixed(&String::from_utf8_lossy(&script), &cmd).into_bytes();
+            }
             print_all(&script)?;
             Ok(Exit::Ok)
         }
@@ -698,8 +701,55 @@ pub fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
     }
 }
 
+/// clap_complete's fish script, made to offer words where words belong:
+/// - no argument of ours is a file unless its flag says so (`-F`: --kubeconfig, --log-file,
+///   --from-zoo-cfg), so every command level says `-f` (fish offered files for `migrate p`);
+/// - a positional with fixed values offers them (`completions <shell>`, `migrate plan`);
+/// - the value of a top-level flag (`--method <TAB>`): the script's check for "no subcommand
+///   yet" ran argparse over the words so far, which fails while a flag still waits for its
+///   value; it now tries again without that last word.
+fn fish_fixed(script: &str, cmd: &clap::Command) -> String {
+    let bin = "kubectl-zkscale";
+    let fn_prefix = "__fish_kubectl_zkscale";
+    let mut out = script.replace(
+        &format!(
+            "    argparse -s ({fn_prefix}_global_optspecs) -- $cmd 2>/dev/null\n    or return\n"
+        ),
+        &format!(
+            "    argparse -s ({fn_prefix}_global_optspecs) -- $cmd 2>/dev/null\n    \
+             or begin; set -e cmd[-1]; argparse -s ({fn_prefix}_global_optspecs) -- $cmd \
+             2>/dev/null; end\n    or return\n"
+        ),
+    );
+    let mut lines = vec![format!(
+        "complete -c {bin} -n \"{fn_prefix}_needs_command\" -f"
+    )];
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name();
+        let cond = format!("{fn_prefix}_using_subcommand {name}");
+        lines.push(format!("complete -c {bin} -n \"{cond}\" -f"));
+        for arg in sub.get_positionals() {
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_string())
+                .collect();
+            if !values.is_empty() {
+                lines.push(format!(
+                    "complete -c {bin} -n \"{cond}\" -f -a \"{}\"",
+                    values.join(" ")
+                ));
+            }
+        }
+    }
+    out.push_str(&lines.join("\n"));
+    out.push('\n');
+    out
+}
+
 /// Writes `bytes` to stdout; a reader that went away (`… | head`) is not an error.
-fn print_all(bytes: &[u8]) -> std::io::Result<()> {
+pub fn print_all(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
