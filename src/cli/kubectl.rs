@@ -22,8 +22,14 @@ pub async fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
         _ => false,
     };
     let timeout = flags.timeout();
+    let planning = match &job {
+        Job::Plan(_) => true,
+        Job::Rebuild { dry_run, .. } => *dry_run,
+        Job::Migrate(args) => args.dry_run,
+        _ => false,
+    };
     let result = if read_only {
-        match tokio::time::timeout(timeout, engine_job(job, &flags, &reporter)).await {
+        match tokio::time::timeout(timeout, engine_job(job, &flags, &reporter, true)).await {
             Ok(r) => r,
             Err(_) => Err(anyhow::anyhow!(
                 "no complete answer within {timeout:?} (--timeout): the API server or the \
@@ -31,7 +37,11 @@ pub async fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
             )),
         }
     } else {
-        engine_job(job, &flags, &reporter).await
+        engine_job(job, &flags, &reporter, false).await
+    };
+    let result = match result {
+        Err(e) if planning => Err(plan_failure(e)),
+        r => r,
     };
     if let (Err(e), Output::Json) = (&result, output) {
         json_line(&serde_json::json!({
@@ -41,19 +51,51 @@ pub async fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
     result
 }
 
+/// A plan or dry run changes nothing, so nothing is "stopped at a size" nor to be resumed: a
+/// plan that cannot be made is refused (exit 3) in its own words. Other errors (the API) stay.
+fn plan_failure(e: anyhow::Error) -> anyhow::Error {
+    use crate::engine::EngineError;
+    match e.downcast::<EngineError>() {
+        Ok(EngineError::Stopped { reason, .. }) => {
+            EngineError::Refused(format!("no plan: {reason}")).into()
+        }
+        Ok(other) => other.into(),
+        Err(e) => e,
+    }
+}
+
 /// One JSON object on stdout; a reader that went away does not stop the run.
 fn json_line(v: &serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{v}").and_then(|_| out.flush());
 }
 
-async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Result<Exit> {
+async fn engine_job(
+    job: Job,
+    flags: &Flags,
+    reporter: &Reporter,
+    read_only: bool,
+) -> anyhow::Result<Exit> {
     let output = flags.output();
     // A migration's sources are input like any flag: checked before the cluster is contacted.
     let sources = match &job {
         Job::Migrate(args) => Some(migrate_sources(args)?),
         _ => None,
     };
+    // A pod's name ends in its ordinal, digits only, whatever the StatefulSet is called.
+    if let Job::Rebuild { pods, .. } = &job {
+        for p in pods {
+            let ordinal = p.rsplit_once('-').map(|(_, o)| o).unwrap_or_default();
+            if !crate::engine::plain_ordinal(ordinal) {
+                return Err(crate::engine::EngineError::Refused(format!(
+                    "`{}` is not a StatefulSet's pod (<statefulset>-<ordinal>, the ordinal \
+                     digits only)",
+                    p.escape_debug()
+                ))
+                .into());
+            }
+        }
+    }
     let (client, namespace) = cluster::connect(&flags.access()).await?;
     if let Job::Guard { .. } = job {
         let coverage = crate::guard::coverage(&client, &namespace).await;
@@ -68,7 +110,12 @@ async fn engine_job(job: Job, flags: &Flags, reporter: &Reporter) -> anyhow::Res
             _ => Exit::Unhealthy,
         });
     }
-    let opts = flags.options(holder(), false);
+    let mut opts = flags.options(holder(), false);
+    if read_only {
+        // The command as a whole ends within --timeout (see `run`): its waits get most of it,
+        // so that a wait that times out is said as such, not as the command's deadline.
+        opts.timeout = opts.timeout.mul_f64(0.8);
+    }
     stop::watch(opts.cancel.clone(), false);
     let engine = Engine::new(client, namespace, opts, reporter).await?;
     match job {
@@ -264,5 +311,31 @@ fn print_result(engine: &Engine<'_>, output: Output, v: &crate::zk::Verdict) {
             engine.statefulset(),
             v.summary()
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineError;
+
+    #[test]
+    fn a_plan_that_cannot_be_made_is_refused_not_stopped() {
+        let stopped: anyhow::Error = EngineError::Stopped {
+            size: 3,
+            reason: "timed out after 4s waiting for a plan: server 2 does not answer".into(),
+        }
+        .into();
+        let e = plan_failure(stopped);
+        let text = e.to_string();
+        assert_eq!(Exit::of(&e), Exit::Refused, "{text}");
+        assert!(
+            text.contains("no plan: timed out")
+                && !text.contains("re-run")
+                && !text.contains("stopped at"),
+            "{text}"
+        );
+        let api: anyhow::Error = anyhow::anyhow!("HTTP 500");
+        assert_eq!(Exit::of(&plan_failure(api)), Exit::Failed);
     }
 }

@@ -510,6 +510,9 @@ impl Cli {
                 flags.method.zk_auth_secret = env_text("ZKSCALE_ZK_AUTH_SECRET")?;
             }
         }
+        if let Job::Guard { values, .. } = &job {
+            values.check()?;
+        }
         if let Job::PostRender { log_file, .. } = &mut job {
             if log_file.is_none() {
                 *log_file = env_value("ZKSCALE_LOG_FILE")?.map(PathBuf::from);

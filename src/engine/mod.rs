@@ -420,3 +420,12 @@ impl<'p> Engine<'p> {
         self.run(target, first).await
     }
 }
+
+/// An ordinal as the StatefulSet controller writes it in a pod's name: decimal digits, no sign,
+/// no leading zero (except `0` itself).
+pub fn plain_ordinal(o: &str) -> bool {
+    !o.is_empty()
+        && o.len() <= 10
+        && o.bytes().all(|b| b.is_ascii_digit())
+        && (o == "0" || !o.starts_with('0'))
+}

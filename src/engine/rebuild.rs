@@ -225,8 +225,9 @@ impl Engine<'_> {
             .map(|p| {
                 let name = p.strip_prefix("pod/").unwrap_or(p);
                 name.strip_prefix(&prefix)
-                    // The controller spells ordinals without leading zeros.
-                    .filter(|o| *o == "0" || !o.starts_with('0'))
+                    // The controller spells ordinals with digits only (no sign: `str::parse`
+                    // takes `+1`) and without leading zeros.
+                    .filter(|o| crate::engine::plain_ordinal(o))
                     .and_then(|o| o.parse::<u32>().ok())
                     .ok_or_else(|| {
                         EngineError::Refused(format!(
