@@ -28,17 +28,8 @@ pub async fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
         Job::Migrate(args) => args.dry_run,
         _ => false,
     };
-    let result = if read_only {
-        match tokio::time::timeout(timeout, engine_job(job, &flags, &reporter, true)).await {
-            Ok(r) => r,
-            Err(_) => Err(anyhow::anyhow!(
-                "no complete answer within {timeout:?} (--timeout): the API server or the \
-                 members answer too slowly"
-            )),
-        }
-    } else {
-        engine_job(job, &flags, &reporter, false).await
-    };
+    let deadline = read_only.then(|| tokio::time::Instant::now() + timeout);
+    let result = engine_job(job, &flags, &reporter, deadline).await;
     let result = match result {
         Err(e) if planning => Err(plan_failure(e)),
         r => r,
@@ -70,13 +61,14 @@ fn json_line(v: &serde_json::Value) {
     let _ = writeln!(out, "{v}").and_then(|_| out.flush());
 }
 
+/// `deadline`: a command that only looks ends by then (the first contact keeps its own bound,
+/// which says where it failed; everything after it runs within what is left).
 async fn engine_job(
     job: Job,
     flags: &Flags,
     reporter: &Reporter,
-    read_only: bool,
+    deadline: Option<tokio::time::Instant>,
 ) -> anyhow::Result<Exit> {
-    let output = flags.output();
     // A migration's sources are input like any flag: checked before the cluster is contacted.
     let sources = match &job {
         Job::Migrate(args) => Some(migrate_sources(args)?),
@@ -97,6 +89,42 @@ async fn engine_job(
         }
     }
     let (client, namespace) = cluster::connect(&flags.access()).await?;
+    let Some(deadline) = deadline else {
+        return connected(job, flags, reporter, client, namespace, sources, None).await;
+    };
+    let timeout = flags.timeout();
+    match tokio::time::timeout_at(
+        deadline,
+        connected(
+            job,
+            flags,
+            reporter,
+            client,
+            namespace,
+            sources,
+            Some(deadline),
+        ),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!(
+            "no complete answer within {timeout:?} (--timeout): the API server or the members \
+             answer too slowly"
+        )),
+    }
+}
+
+async fn connected(
+    job: Job,
+    flags: &Flags,
+    reporter: &Reporter,
+    client: kube::Client,
+    namespace: String,
+    sources: Option<Vec<crate::plan::migrate::Source>>,
+    deadline: Option<tokio::time::Instant>,
+) -> anyhow::Result<Exit> {
+    let output = flags.output();
     if let Job::Guard { .. } = job {
         let coverage = crate::guard::coverage(&client, &namespace).await;
         if output == Output::Json {
@@ -111,10 +139,11 @@ async fn engine_job(
         });
     }
     let mut opts = flags.options(holder(), false);
-    if read_only {
-        // The command as a whole ends within --timeout (see `run`): its waits get most of it,
-        // so that a wait that times out is said as such, not as the command's deadline.
-        opts.timeout = opts.timeout.mul_f64(0.8);
+    if let Some(deadline) = deadline {
+        // The command as a whole ends by its deadline (see `run`): its waits get most of what
+        // is left, so that a wait that times out is said as such, not as the deadline.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        opts.timeout = left.mul_f64(0.8);
     }
     stop::watch(opts.cancel.clone(), false);
     let engine = Engine::new(client, namespace, opts, reporter).await?;

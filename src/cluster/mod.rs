@@ -120,7 +120,16 @@ pub fn describe(e: &kube::Error) -> String {
             };
             format!("HTTP {}{reason}: {message}", s.code)
         }
-        other => causes(other),
+        // The decoder's message quotes the value it could not read: from a Secret, that is the
+        // secret. Only where it is said (the body is the API server's answer, not ours).
+        kube::Error::SerdeError(j) => format!(
+            "an answer that is not the JSON expected (line {}, column {}; its content is not \
+             shown, it may hold a Secret's data)",
+            j.line(),
+            j.column()
+        ),
+        // A proxy URL in a message may carry userinfo.
+        other => redact_userinfo(&causes(other)),
     }
 }
 
