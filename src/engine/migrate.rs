@@ -17,8 +17,6 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
-
 use crate::cluster::Live;
 use crate::plan::migrate::{endpoint_refusal, Backend, Layout, MigratePlan, Source};
 use crate::plan::Expect;
@@ -36,12 +34,6 @@ pub struct Migration {
     /// Shell command templates with `{id}` and `{host}`; `None`: the operator is asked to.
     pub stop_cmd: Option<String>,
     pub start_cmd: Option<String>,
-}
-
-/// What the operation annotation says while a member moves.
-#[derive(Deserialize)]
-struct Operation {
-    migrate: u32,
 }
 
 impl Engine<'_> {
@@ -115,13 +107,13 @@ impl Engine<'_> {
         let plan = self.plan_migration(&live, m).await?;
         let under_way = live
             .operation()
-            .and_then(|op| serde_json::from_str::<Operation>(op).ok())
+            .and_then(super::annotation::parse_operation::<super::annotation::MigrateOp>)
             .map(|op| op.migrate);
         if live.operation().is_some() && under_way.is_none() {
             return Err(EngineError::Refused(format!(
                 "{} has another operation under way ({}): finish it first",
                 self.statefulset(),
-                live.operation().unwrap_or_default()
+                super::annotation::shown(live.operation().unwrap_or_default())
             )));
         }
         // Members whose Services are in place; the sources still out there are asked directly.

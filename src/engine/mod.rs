@@ -17,6 +17,7 @@
 //! - [`status`]: the rows of `kubectl zkscale status`;
 //! - [`event`]: what a run reports; [`error`]: how it ends when it does not succeed.
 
+pub mod annotation;
 pub mod conditions;
 pub mod error;
 pub mod event;
