@@ -68,6 +68,12 @@ impl Values {
     /// digits, `-`, `_`, `.`, one `/`) can end a CEL string or start YAML syntax. The chart's
     /// `values.schema.json` holds the same rules for `helm install`.
     pub fn check(&self) -> Result<(), String> {
+        // What the API server would refuse in the binding, said before it is applied.
+        if self.actions.contains(&Action::Deny) && self.actions.contains(&Action::Warn) {
+            return Err(
+                "--actions: deny and warn do not combine (deny,audit or warn,audit)".into(),
+            );
+        }
         qualified_name(&self.override_annotation).map_err(|e| {
             format!(
                 "--override-annotation `{}`: {e}",

@@ -711,3 +711,89 @@ fn merge_keys_are_refused_not_misread() {
         }
     }
 }
+
+// --- the hostile pass: names that reach URL paths and selectors, files that never end --------
+
+#[test]
+fn names_reaching_urls_and_selectors_and_unbounded_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, connections) = silent();
+    let kc = kubeconfig(dir.path(), &server, "{token: t}");
+    let env = [("KUBECONFIG", kc.as_str())];
+    for (args, why) in [
+        (&["status", "-n", "x/../secrets"][..], "--namespace"),
+        (&["status", "--release", "a,app=x"], "--release"),
+        (&["status", "--statefulset", "A B"], "--statefulset"),
+        (&["status", "--zk-auth-secret", " "], "--zk-auth-secret"),
+        (&["--to", "3", "--force", "x\ny"], "--force"),
+        (&["guard", "--actions", "deny,warn"], "do not combine"),
+    ] {
+        let o = run(args, &env, b"");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the cluster was called"
+    );
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.to_str().unwrap();
+    for kc in ["/dev/zero", fifo] {
+        let o = run(&["status", "--kubeconfig", kc], &[], b"");
+        assert_eq!(o.status.code(), Some(1), "{kc}: {}", stderr(&o));
+        assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    }
+    let tf = kubeconfig(dir.path(), "https://127.0.0.1:1", "{tokenFile: /dev/zero}");
+    let o = run(&["status"], &[("KUBECONFIG", &tf)], b"");
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+    // A context's namespace reaches URL paths like the flag's.
+    let ns = file(
+        dir.path(),
+        "ns",
+        &std::fs::read_to_string(&kc)
+            .unwrap()
+            .replace("namespace: ns", "namespace: 'a/b'"),
+    );
+    let o = run(&["status"], &[("KUBECONFIG", &ns)], b"");
+    assert!(stderr(&o).contains("namespace `a/b`"), "{}", stderr(&o));
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the cluster was called"
+    );
+}
+
+#[test]
+fn an_empty_xdg_state_home_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = kubeconfig(dir.path(), "https://127.0.0.1:1", "{token: t}");
+    let mut child = Command::new(BIN)
+        .args(["post-render", "--plan-only", "--timeout", "2s"])
+        .current_dir(dir.path())
+        .env("KUBECONFIG", &kc)
+        .env("XDG_STATE_HOME", "")
+        .env("HOME", dir.path().join("home"))
+        .env_remove("ZKSCALE_LOG_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(MINIMAL.as_bytes()).unwrap();
+    drop(input);
+    let o = child.wait_with_output().unwrap();
+    no_panic(&o);
+    assert!(
+        !dir.path().join("zkscale").exists(),
+        "a log in the working directory"
+    );
+    let home_log = dir.path().join("home/.local/state/zkscale/post-render.log");
+    assert!(home_log.exists(), "{}", stderr(&o));
+}

@@ -464,6 +464,74 @@ pub struct MigrateArgs {
     pub dry_run: bool,
 }
 
+/// A DNS-1123 label (a namespace): 1 to 63 lower-case letters, digits and `-`, not beginning
+/// or ending with `-`.
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain (a StatefulSet's, a Secret's, a release's name): labels joined by `.`,
+/// at most 253 characters.
+fn dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(dns_label)
+}
+
+impl Flags {
+    /// Names the API server takes in a URL path or a label selector, checked before any call:
+    /// a namespace with `/` or a release with `,` would otherwise change which objects are
+    /// asked for. A `--force` reason lands in Events and the log: one line of text.
+    fn check(&self) -> Result<(), String> {
+        let name = |flag: &str, v: &Option<String>, ok: fn(&str) -> bool, what: &str| match v {
+            Some(v) if !ok(v) => Err(format!(
+                "{flag} `{}`: not a Kubernetes {what} (lower-case letters, digits, `-`{})",
+                v.escape_debug(),
+                if what == "namespace" { "" } else { ", `.`" }
+            )),
+            _ => Ok(()),
+        };
+        name(
+            "--namespace",
+            &self.cluster.namespace,
+            dns_label,
+            "namespace",
+        )?;
+        name(
+            "--statefulset",
+            &self.pick.statefulset,
+            dns_subdomain,
+            "name",
+        )?;
+        name(
+            "--release",
+            &self.pick.release,
+            dns_subdomain,
+            "release name",
+        )?;
+        name(
+            "--zk-auth-secret (or ZKSCALE_ZK_AUTH_SECRET)",
+            &self.method.zk_auth_secret,
+            dns_subdomain,
+            "Secret name",
+        )?;
+        if let Some(reason) = &self.care.force {
+            if reason.trim().is_empty()
+                || reason.len() > 1024
+                || reason.chars().any(char::is_control)
+            {
+                return Err(
+                    "--force: give the reason as one line of text (at most 1024 bytes)".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An environment variable standing in for a flag: unset and empty are the same (a value
 /// exported empty to "turn it off" must not break anything); a value that is not text is said
 /// naming the variable.
@@ -513,6 +581,7 @@ impl Cli {
         if let Job::Guard { values, .. } = &job {
             values.check()?;
         }
+        flags.check()?;
         if let Job::PostRender { log_file, .. } = &mut job {
             if log_file.is_none() {
                 *log_file = env_value("ZKSCALE_LOG_FILE")?.map(PathBuf::from);
@@ -767,13 +836,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Who holds the lock, as a second run is told.
+/// Who holds the lock, as a second run is told (it goes into the Lease, the operation
+/// annotation and Events: `USER` and the host name are outside input, so each is cut to one
+/// short line of printable characters here).
 fn holder() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown-host".into());
+    let clean = |s: String| -> String {
+        s.trim()
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .take(64)
+            .collect()
+    };
+    let user = clean(std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let host = clean(
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown-host".into()),
+    );
     format!("kubectl-zkscale {user}@{host} pid {}", std::process::id())
 }
 

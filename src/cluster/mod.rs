@@ -173,6 +173,7 @@ impl Default for Access {
 /// `~/.kube/config`; `None` when there is none (then the in-cluster ServiceAccount).
 fn kubeconfig(access: &Access) -> Result<Option<Kubeconfig>, ClusterError> {
     let read = |p: &std::path::Path| {
+        small_regular_file(p, MAX_KUBECONFIG).map_err(ClusterError::Config)?;
         Kubeconfig::read_from(p).map_err(|e| ClusterError::Config(kubeconfig_error(p, &e)))
     };
     if let Some(path) = &access.kubeconfig {
@@ -205,6 +206,25 @@ fn kubeconfig(access: &Access) -> Result<Option<Kubeconfig>, ClusterError> {
         Some(p) => read(&p).map(Some),
         None => Ok(None),
     }
+}
+
+/// The largest kubeconfig read (`--kubeconfig /dev/zero` would never end; a real one with many
+/// clusters is a few hundred KiB).
+const MAX_KUBECONFIG: u64 = 16 << 20;
+/// The largest token file read.
+const MAX_TOKEN_FILE: u64 = 1 << 20;
+
+/// `path` is a regular file (after symlinks) of at most `max` bytes: checked before the file is
+/// opened, so that a FIFO or a device is refused instead of blocking or reading forever.
+fn small_regular_file(path: &std::path::Path, max: u64) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    if meta.len() > max {
+        return Err(format!("{}: larger than {max} bytes", path.display()));
+    }
+    Ok(())
 }
 
 /// A kubeconfig that cannot be read, said as kubectl says it: the file and where in it, never
@@ -258,6 +278,20 @@ pub fn redact_userinfo(text: &str) -> String {
     out
 }
 
+/// `text` on one line: control characters (a context name with a newline) escaped.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
 /// The cluster URL without userinfo: the client never sends it (credentials go in headers),
 /// and without it no message, span or log line can show it.
 fn without_userinfo(url: &http::Uri) -> Option<http::Uri> {
@@ -286,6 +320,8 @@ fn check_token(config: &mut Config) -> Result<(), ClusterError> {
             return Err(bad("token"));
         }
     } else if let Some(path) = config.auth_info.token_file.clone() {
+        small_regular_file(std::path::Path::new(&path), MAX_TOKEN_FILE)
+            .map_err(|e| ClusterError::Config(format!("tokenFile {e}")))?;
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ClusterError::Config(format!("tokenFile {path}: {e}")))?;
         let trimmed = text.trim();
@@ -312,7 +348,7 @@ pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> 
     let mut config = match kubeconfig(access)? {
         Some(kc) => Config::from_custom_kubeconfig(kc, &opts)
             .await
-            .map_err(|e| ClusterError::Config(redact_userinfo(&e.to_string())))?,
+            .map_err(|e| ClusterError::Config(one_line(&redact_userinfo(&e.to_string()))))?,
         None if access.context.is_some() => {
             return Err(ClusterError::Config(format!(
                 "no kubeconfig to find context {:?} in",
@@ -344,6 +380,21 @@ pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> 
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
+    // The context's namespace goes into every URL path, as the flag's does (checked by the
+    // command line): `/` or `..` in it would ask for other objects.
+    let label_ok = !namespace.is_empty()
+        && namespace.len() <= 63
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !namespace.starts_with('-')
+        && !namespace.ends_with('-');
+    if !label_ok {
+        return Err(ClusterError::Config(format!(
+            "namespace `{}` (from the kubeconfig's context) is not a Kubernetes namespace name",
+            namespace.escape_debug()
+        )));
+    }
     let client = Client::try_from(config).map_err(ClusterError::Api)?;
     match tokio::time::timeout(access.timeout, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok((client, namespace)),

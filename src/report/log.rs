@@ -31,8 +31,11 @@ impl PostRenderReporter {
         let path = match log_file {
             Some(p) if p.as_os_str() == "-" => None,
             Some(p) => Some(p),
+            // The XDG spec: an empty or relative XDG_STATE_HOME is ignored (an empty one would
+            // put the log in whatever directory helm runs in).
             None => std::env::var_os("XDG_STATE_HOME")
                 .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
                 .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))
                 .map(|d| d.join("zkscale/post-render.log")),
         };
