@@ -5,7 +5,7 @@
 //! values spliced into CEL unchecked, environment variables that broke every command, merge
 //! keys misread, migration input checked only after the cluster answered).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
