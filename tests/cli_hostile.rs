@@ -797,3 +797,61 @@ fn an_empty_xdg_state_home_is_ignored() {
     let home_log = dir.path().join("home/.local/state/zkscale/post-render.log");
     assert!(home_log.exists(), "{}", stderr(&o));
 }
+
+// --- 12: fish offers words where words belong -----------------------------------------------
+
+#[test]
+fn fish_completes_words_not_files() {
+    assert!(
+        Command::new("fish").arg("--version").output().is_ok(),
+        "fish not installed (tests/bed/install.sh shells)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Files fish would offer if it fell back to them.
+    for f in ["plan-notes.txt", "bash-file", "restart.log", "zk.cfg"] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    let script = Command::new(BIN)
+        .args(["completions", "fish"])
+        .output()
+        .unwrap()
+        .stdout;
+    let path = dir.path().join("c.fish");
+    std::fs::write(&path, script).unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let o = Command::new("fish")
+            .current_dir(dir.path())
+            .args([
+                "-c",
+                &format!("source {}; complete -C '{line}'", path.display()),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(complete("kubectl-zkscale migrate p"), ["plan"]);
+    let shells = complete("kubectl-zkscale completions ");
+    assert!(shells.contains(&"bash".to_string()), "{shells:?}");
+    assert!(
+        !shells.iter().any(|w| w.contains("bash-file")),
+        "{shells:?}"
+    );
+    for line in [
+        "kubectl-zkscale --method ",
+        "kubectl-zkscale -n x --method ",
+        "kubectl-zkscale status --method ",
+    ] {
+        let mut got = complete(line);
+        got.sort();
+        assert_eq!(got, ["auto", "reconfig", "restart"], "{line}");
+    }
+    assert!(complete("kubectl-zkscale rebuild ").is_empty());
+    // A flag that takes a file still offers files.
+    assert_eq!(
+        complete("kubectl-zkscale migrate --from-zoo-cfg zk."),
+        ["zk.cfg"]
+    );
+}
