@@ -9,17 +9,14 @@ use jsonptr::PointerBuf;
 use k8s_openapi::api::apps::v1::{RollingUpdateStatefulSetStrategy, StatefulSetUpdateStrategy};
 mod support;
 
-use support::fixtures::{fixture_files, fixtures_dir};
+use support::fixtures::all_fixture_files;
 use zkscale::manifest::{
     post_render, Edit, ManifestError, PostRenderOptions, Stream, FILENAME_ANNOTATION,
 };
 
 fn fixtures() -> Vec<(PathBuf, Vec<u8>)> {
-    let Some(dir) = fixtures_dir() else {
-        return Vec::new();
-    };
-    let files = fixture_files(&dir);
-    assert!(!files.is_empty(), "no fixtures under {}", dir.display());
+    let files = all_fixture_files();
+    assert!(!files.is_empty(), "no fixtures");
     files
         .into_iter()
         .map(|p| {
@@ -35,6 +32,8 @@ struct Expected {
     name: &'static str,
     min_id: u32,
     listen_all_ips: &'static str,
+    /// The StatefulSet's template file, as `# Source:` and Helm 4's annotation name it.
+    source: &'static str,
 }
 
 fn expected(path: &Path) -> Expected {
@@ -45,8 +44,13 @@ fn expected(path: &Path) -> Expected {
     });
     Expected {
         replicas,
+        // `nameOverride`, `fullnameOverride` and a subchart's alias rename everything.
         name: if p.contains("fullname") {
             "coord"
+        } else if p.contains("name-coord") {
+            "zk-coord"
+        } else if p.contains("alias-coordination") {
+            "zk-coordination"
         } else {
             "zk-zookeeper"
         },
@@ -55,6 +59,11 @@ fn expected(path: &Path) -> Expected {
             "yes"
         } else {
             "no"
+        },
+        source: if p.contains("umbrella") {
+            "platform/charts/coordination/templates/statefulset.yaml"
+        } else {
+            "zookeeper/templates/statefulset.yaml"
         },
     }
 }
@@ -116,8 +125,7 @@ fn every_fixture_has_exactly_one_zookeeper_statefulset() {
         let doc = &stream.documents()[zk.doc_index];
         assert_eq!(doc.kind(), Some("StatefulSet"));
         assert!(
-            doc.text()
-                .contains("# Source: zookeeper/templates/statefulset.yaml"),
+            doc.text().contains(&format!("# Source: {}", want.source)),
             "{ctx}"
         );
     }
@@ -225,12 +233,8 @@ fn edits_change_only_the_target_document() {
             if before.index() == index {
                 assert_ne!(before.text(), after.text(), "{ctx}");
                 // The `---` line and the `# Source:` comment are kept.
-                assert!(
-                    after
-                        .text()
-                        .starts_with("---\n# Source: zookeeper/templates/statefulset.yaml\n"),
-                    "{ctx}"
-                );
+                let head = format!("---\n# Source: {}\n", expected(&path).source);
+                assert!(after.text().starts_with(&head), "{ctx}");
             } else {
                 assert_eq!(
                     before.text(),
@@ -320,7 +324,7 @@ fn edits_keep_helm4_annotation() {
         let helm4 = helm4_stream(&bytes);
         let stream = Stream::parse(&helm4).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let zk = &stream.zookeepers()[0];
-        let source = "zookeeper/templates/statefulset.yaml";
+        let source = expected(&path).source;
         assert_eq!(zk.postrender_filename.as_deref(), Some(source), "{ctx}");
         let (index, edits, _) = test_edits(&stream);
         let rewritten = stream

@@ -144,15 +144,29 @@ impl Live {
     }
 }
 
+/// The StatefulSet's own pod selector as a label-selector string, `matchExpressions` included
+/// (a selector of expressions alone must not become "every pod of the namespace").
 fn pod_selector(sts: &StatefulSet) -> String {
-    sts.spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.clone())
-        .unwrap_or_default()
+    let Some(selector) = sts.spec.as_ref().map(|s| &s.selector) else {
+        return String::new();
+    };
+    let mut parts: Vec<String> = selector
+        .match_labels
         .iter()
+        .flatten()
         .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+        .collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            // DoesNotExist (the API server validates the operator).
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
 }
 
 /// A stored pod template with the ZooKeeper container's `ZOO_SERVERS` value blanked.

@@ -464,14 +464,32 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// The bitnami view of a live StatefulSet (the same recogniser the post-renderer uses).
+/// The bitnami view of a live StatefulSet: the post-renderer's recogniser, so both go by what
+/// the pods run (a container with `ZOO_SERVERS`), never by a label a chart value renames.
+/// `Ok(None)`: not a ZooKeeper StatefulSet; `Err`: one whose list cannot be read safely.
+fn recognise_any(sts: &StatefulSet) -> Result<Option<ZkStatefulSet>, String> {
+    manifest::recognise_live(sts).map_err(|e| e.to_string())
+}
+
 fn recognise(sts: &StatefulSet) -> Result<ZkStatefulSet, String> {
-    manifest::recognise_live(sts)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            "it has no `app.kubernetes.io/name: zookeeper` label or no container with ZOO_SERVERS"
-                .to_string()
-        })
+    recognise_any(sts)?.ok_or_else(|| "no container has ZOO_SERVERS in its env".to_string())
+}
+
+/// Whether a StatefulSet belongs to Helm release `release`: Helm's own ownership annotation
+/// (set by Helm, whatever the chart), or the chart's `app.kubernetes.io/instance` label (the
+/// release name in every bitnami chart), for objects applied from `helm template` output.
+fn in_release(sts: &StatefulSet, release: &str) -> bool {
+    let annotation = sts
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("meta.helm.sh/release-name"));
+    let label = sts
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("app.kubernetes.io/instance"));
+    annotation.map(String::as_str) == Some(release) || label.map(String::as_str) == Some(release)
 }
 
 /// The bitnami ZooKeeper StatefulSet `selector` names in `namespace`.
@@ -507,31 +525,47 @@ async fn find_statefulset(
             Ok(sts)
         }
         Selector::Release(_) | Selector::Auto => {
-            let lp = match selector {
-                Selector::Release(r) => ListParams::default().labels(&format!(
-                    "app.kubernetes.io/name=zookeeper,app.kubernetes.io/instance={r}"
-                )),
-                _ => ListParams::default().labels("app.kubernetes.io/name=zookeeper"),
-            };
-            let mut found: Vec<StatefulSet> = api
-                .list(&lp)
-                .await?
-                .items
-                .into_iter()
-                .filter(|s| recognise(s).is_ok())
-                .collect();
-            match found.len() {
-                1 => Ok(found.remove(0)),
-                0 => Err(ClusterError::NoneFound {
+            // Every StatefulSet of the namespace, judged by the recogniser: no label selector,
+            // since every label the chart sets can be renamed by its values.
+            let mut found = Vec::new();
+            let mut unreadable = Vec::new();
+            for sts in api.list(&ListParams::default()).await?.items {
+                if let Selector::Release(r) = selector {
+                    if !in_release(&sts, r) {
+                        continue;
+                    }
+                }
+                match recognise_any(&sts) {
+                    Ok(Some(_)) => found.push(sts),
+                    Ok(None) => {}
+                    Err(reason) => unreadable.push((sts.name_any(), reason)),
+                }
+            }
+            // One that runs ZooKeeper but cannot be read is a candidate too: picking the other
+            // one silently could act on the wrong ensemble.
+            if found.len() + unreadable.len() > 1 {
+                let mut candidates: Vec<String> = found.iter().map(|s| s.name_any()).collect();
+                candidates.extend(unreadable.iter().map(|(n, _)| format!("{n} (unreadable)")));
+                return Err(ClusterError::Ambiguous {
+                    namespace: namespace.into(),
+                    candidates,
+                });
+            }
+            if let Some((name, reason)) = unreadable.pop() {
+                return Err(ClusterError::NotZooKeeper {
+                    namespace: namespace.into(),
+                    name,
+                    reason,
+                });
+            }
+            match found.pop() {
+                Some(sts) => Ok(sts),
+                None => Err(ClusterError::NoneFound {
                     namespace: namespace.into(),
                     hint: match selector {
                         Selector::Release(r) => format!(" for release {r}"),
                         _ => " (use -n to choose the namespace)".into(),
                     },
-                }),
-                _ => Err(ClusterError::Ambiguous {
-                    namespace: namespace.into(),
-                    candidates: found.iter().map(|s| s.name_any()).collect(),
                 }),
             }
         }

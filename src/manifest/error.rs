@@ -72,10 +72,21 @@ pub enum ManifestError {
         pointer: String,
         reason: String,
     },
-    /// A bitnami ZooKeeper StatefulSet (label `app.kubernetes.io/name: zookeeper` and chart label
-    /// `helm.sh/chart: zookeeper-*`) whose containers have no `ZOO_SERVERS` env.
+    /// A StatefulSet with the chart label `helm.sh/chart: zookeeper-*` whose containers have no
+    /// `ZOO_SERVERS` env (the chart always renders it).
     #[error("{doc}: bitnami ZooKeeper StatefulSet has no ZOO_SERVERS env in any container")]
     MissingServers { doc: Box<DocRef> },
+    /// No `ZOO_SERVERS` entry, but a container with `envFrom` and other `ZOO_*` variables: the
+    /// list may come from that ConfigMap or Secret, out of zkscale's sight.
+    #[error("{doc}: container `{container}` runs with ZooKeeper's ZOO_* variables and envFrom, so ZOO_SERVERS may come from a ConfigMap or Secret; zkscale needs it as a literal env entry to keep the ensemble safe")]
+    ServersHidden { doc: Box<DocRef>, container: String },
+    /// Two containers set different `ZOO_SERVERS`.
+    #[error("{doc}: containers `{first}` and `{second}` both set ZOO_SERVERS, to different values; zkscale cannot tell which one runs the ensemble")]
+    ConflictingServers {
+        doc: Box<DocRef>,
+        first: String,
+        second: String,
+    },
     /// `ZOO_SERVERS` is set through `valueFrom`, so the manifest alone does not say the ensemble.
     #[error("{doc}: ZOO_SERVERS of container `{container}` comes from valueFrom; zkscale needs a literal value")]
     ServersNotLiteral { doc: Box<DocRef>, container: String },
@@ -156,6 +167,8 @@ impl ManifestError {
             | ManifestError::InvalidField { doc, .. }
             | ManifestError::MissingServers { doc }
             | ManifestError::ServersNotLiteral { doc, .. }
+            | ManifestError::ServersHidden { doc, .. }
+            | ManifestError::ConflictingServers { doc, .. }
             | ManifestError::BadServers { doc, .. }
             | ManifestError::DuplicateServerId { doc, .. }
             | ManifestError::ReplicasMismatch { doc, .. }

@@ -31,9 +31,10 @@
 //! # Errors and what is only reported
 //! Errors ([`ManifestError`], each naming the document by number, first line, kind, name and
 //! source template): non-UTF-8 input (with the byte offset), malformed YAML, a `ZOO_SERVERS`
-//! that does not parse or lists a server id twice, a bitnami ZooKeeper StatefulSet (label
-//! `app.kubernetes.io/name: zookeeper` and chart label `helm.sh/chart: zookeeper-*`) with no
-//! `ZOO_SERVERS` env or one set through `valueFrom`, an unreadable `spec.replicas` or
+//! that does not parse or lists a server id twice, a ZooKeeper StatefulSet whose
+//! `ZOO_SERVERS` cannot be read (set through `valueFrom`, possibly in an `envFrom` source, or
+//! different in two containers), a StatefulSet with the chart label `helm.sh/chart: zookeeper-*`
+//! and no `ZOO_SERVERS` at all, an unreadable `spec.replicas` or
 //! `spec.updateStrategy`, the same StatefulSet twice.
 //!
 //! `spec.replicas` differing from the number of `ZOO_SERVERS` entries (checked when replicas
@@ -41,8 +42,9 @@
 //! override the env on purpose (servers outside this StatefulSet, a migration in progress), and
 //! refusing would block every `helm upgrade` of such a release. The binary prints warnings on
 //! stderr; [`PostRenderOptions::strict`] turns them into [`ManifestError::ReplicasMismatch`].
-//! A StatefulSet labelled `zookeeper` but not from the bitnami chart and without
-//! `ZOO_SERVERS` is not ours and passes through.
+//! What counts as a ZooKeeper StatefulSet is the image's contract, not a name: a container
+//! with `ZOO_SERVERS` in its env (see `zookeeper::statefulset` for the whole rule). A
+//! StatefulSet without it is not ours and passes through, whatever its labels say.
 //!
 //! # Re-serialization and YAML 1.1
 //! Kubernetes reads manifests as YAML 1.1 (`no`, `on`, `y` are booleans, `0644` is octal),
@@ -644,13 +646,16 @@ fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
-/// Documents that can be bitnami ZooKeeper StatefulSets or the chart's scripts ConfigMap: the
-/// only ones parsed into values. A plain substring test: the kind must be spelled out for
-/// Kubernetes to read it anyway, a bitnami ZooKeeper StatefulSet carries the `zookeeper` label
-/// (or `ZOO_SERVERS`), and the scripts ConfigMap its `setup.sh` with `ORD + N`.
+/// Documents that can be ZooKeeper StatefulSets or the chart's scripts ConfigMap: the only ones
+/// parsed into values. A plain substring test that must never miss one: the kind must be
+/// spelled `StatefulSet` for Kubernetes to read it, and a ZooKeeper StatefulSet names `ZOO_`
+/// (its `ZOO_SERVERS`, or the variables that explain a refusal) or the chart label
+/// `zookeeper-`. A backslash can spell any of those as an escape in a double-quoted scalar
+/// (`"ZOO\u005FSERVERS"` reads as `ZOO_SERVERS`), so a document with one is always parsed.
 fn is_candidate(text: &str) -> bool {
-    (text.contains("StatefulSet")
-        && (text.contains("zookeeper") || text.contains(zookeeper::SERVERS_ENV)))
+    let escaped = text.contains('\\');
+    ((text.contains("StatefulSet") || escaped)
+        && (text.contains("ZOO_") || text.contains("zookeeper-") || escaped))
         || (text.contains(zookeeper::SETUP_SCRIPT) && text.contains("ORD"))
 }
 
@@ -943,6 +948,81 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ManifestError::MissingServers { .. }), "{err}");
+    }
+
+    /// Recognition goes by the image's contract: a renamed chart (`nameOverride`, an alias that
+    /// also rewrites `helm.sh/chart`), or no labels at all, is still a ZooKeeper ensemble.
+    #[test]
+    fn recognised_by_zoo_servers_whatever_the_labels() {
+        let env = servers_env(SERVERS);
+        for labels in [
+            "",
+            "    app.kubernetes.io/name: coord\n",
+            "    app.kubernetes.io/name: coordination\n    helm.sh/chart: coordination-13.8.8\n",
+        ] {
+            let text = sts(labels, &env).replace("    app.kubernetes.io/name: zookeeper\n", "");
+            let text = if labels.is_empty() {
+                text.replace("  labels:\n", "")
+            } else {
+                text
+            };
+            let stream = Stream::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(stream.zookeepers().len(), 1, "{text}");
+            assert_eq!(stream.zookeepers()[0].servers.members().len(), 3);
+        }
+    }
+
+    /// `ZOO_SERVERS` that may hide in an `envFrom` source, or two containers that disagree:
+    /// refused, never passed through as "not ours".
+    #[test]
+    fn servers_out_of_sight_or_in_conflict_are_refused() {
+        let hidden = sts(
+            "",
+            "            - name: ZOO_PORT_NUMBER\n              value: \"2181\"\n          envFrom:\n            - configMapRef: {name: zk-env}\n",
+        );
+        let err = Stream::parse(hidden.as_bytes()).unwrap_err();
+        assert!(matches!(err, ManifestError::ServersHidden { .. }), "{err}");
+        assert!(err.to_string().contains("envFrom"), "{err}");
+        // envFrom without any ZOO_ variable is someone else's StatefulSet.
+        let other = sts(
+            "",
+            "            - name: PORT\n              value: \"1\"\n          envFrom:\n            - configMapRef: {name: x}\n",
+        );
+        assert!(Stream::parse(other.as_bytes())
+            .unwrap()
+            .zookeepers()
+            .is_empty());
+
+        let two = format!(
+            "{}        - name: exporter\n          env:\n{}",
+            sts("", &servers_env(SERVERS)),
+            servers_env("a:1:2::1")
+        );
+        let err = Stream::parse(two.as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, ManifestError::ConflictingServers { .. }),
+            "{err}"
+        );
+        // The same list twice is one ensemble, read from the first container.
+        let same = format!(
+            "{}        - name: exporter\n          env:\n{}",
+            sts("", &servers_env(SERVERS)),
+            servers_env(SERVERS)
+        );
+        let stream = Stream::parse(same.as_bytes()).unwrap();
+        assert_eq!(stream.zookeepers()[0].container_index, 0);
+    }
+
+    /// A kind or env name spelled with escapes is read by Kubernetes as the plain one, so the
+    /// candidate filter must not skip it.
+    #[test]
+    fn escaped_spellings_are_still_candidates() {
+        let text = sts("", &servers_env(SERVERS))
+            .replace("kind: StatefulSet", "kind: \"State\\x66ulSet\"")
+            .replace("- name: ZOO_SERVERS", "- name: \"ZOO\\u005FSERVERS\"");
+        assert!(!text.contains("StatefulSet") && !text.contains("ZOO_SERVERS"));
+        let stream = Stream::parse(text.as_bytes()).unwrap();
+        assert_eq!(stream.zookeepers().len(), 1, "{text}");
     }
 
     #[test]

@@ -9,9 +9,8 @@ use super::edit::Edit;
 use super::error::{DocRef, ManifestError};
 use crate::model::{ModelError, ServerList};
 
-/// The label every bitnami/zookeeper object carries.
-pub const NAME_LABEL: &str = "app.kubernetes.io/name";
-/// The chart label (`zookeeper-<chart version>`).
+/// The chart label (`zookeeper-<chart version>`; `<alias>-<version>` under an alias): only
+/// used to explain a refusal, never to recognise.
 pub const CHART_LABEL: &str = "helm.sh/chart";
 /// The env var the bitnami image builds the ensemble from.
 pub const SERVERS_ENV: &str = "ZOO_SERVERS";
@@ -34,8 +33,8 @@ pub struct ZkStatefulSet {
     pub servers: ServerList,
     /// `ZOO_SERVERS` exactly as written.
     pub servers_env: String,
-    /// Name and index of the container that has `ZOO_SERVERS` (the one named `zookeeper` when
-    /// several do), and the index of that env entry.
+    /// Name and index of the container that has `ZOO_SERVERS` (the first when several do), and
+    /// the index of that env entry.
     pub container: String,
     pub container_index: usize,
     pub servers_env_index: usize,
@@ -217,17 +216,30 @@ pub fn min_server_id(script: &str) -> Option<u32> {
     None
 }
 
+/// What counts as a bitnami ZooKeeper StatefulSet, for every part of zkscale: the
+/// post-renderer's scan, the cluster's discovery, `status`, and (in CEL, the same rule) the
+/// guard. It goes by the image's contract, never by a name: `nameOverride`, `fullnameOverride`
+/// and a subchart's alias rename every label and object the chart makes (an alias even rewrites
+/// `helm.sh/chart`), and mirrors rename the image. What does not change is what the pods run.
+///
+/// - An `apps/v1` StatefulSet with a container (not an init container) whose env has an entry
+///   named `ZOO_SERVERS` is one: the bitnami image builds its ensemble from that variable. That
+///   is the whole test; no label, name or image is looked at.
+/// - Several containers with it: the first one counts (the chart renders ZooKeeper's container
+///   first, sidecars after it), as in the guard and the pod reader. If another one's effective
+///   value differs, it is refused: which container runs the ensemble would be a guess.
+/// - `ZOO_SERVERS` from `valueFrom`: refused, the manifest does not say the ensemble.
+/// - No `ZOO_SERVERS` entry, but a container with `envFrom` and another of the image's variables
+///   (`ZOO_*`): refused, `ZOO_SERVERS` may come from that ConfigMap or Secret.
+/// - No `ZOO_SERVERS` and the chart label `helm.sh/chart: zookeeper-*`: refused, the chart always
+///   renders it. The label only explains a refusal; it never makes a StatefulSet ours, and its
+///   absence (an alias) never makes one not ours.
+/// - Anything else is not a ZooKeeper ensemble and passes through.
 fn statefulset(
     doc_index: usize,
     value: &Value,
     doc: &impl Fn() -> DocRef,
 ) -> Result<Found, ManifestError> {
-    let labels = value.get("metadata").and_then(|m| m.get("labels"));
-    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    if label(NAME_LABEL) != Some("zookeeper") {
-        return Ok(Found::Other);
-    }
-    let from_chart = label(CHART_LABEL).is_some_and(|c| c.starts_with("zookeeper-"));
     let invalid = |pointer: &str, reason: String| ManifestError::InvalidField {
         doc: doc().into(),
         pointer: pointer.to_string(),
@@ -255,17 +267,23 @@ fn statefulset(
         .enumerate()
         .filter_map(|(ci, c)| last_env(c, SERVERS_ENV).map(|ei| (ci, ei)))
         .collect();
-    let Some(&(ci, ei)) = with_servers
-        .iter()
-        .find(|(ci, _)| str_at(&containers[*ci], &["name"]) == Some("zookeeper"))
-        .or(with_servers.first())
-    else {
-        return if from_chart {
-            Err(ManifestError::MissingServers { doc: doc().into() })
-        } else {
-            Ok(Found::Other)
-        };
+    let Some(&(ci, ei)) = with_servers.first() else {
+        return without_servers(value, containers, doc);
     };
+    // The effective value of every other container that has one must agree.
+    for &(other, oei) in &with_servers[1..] {
+        if containers[other]["env"][oei] != containers[ci]["env"][ei] {
+            return Err(ManifestError::ConflictingServers {
+                doc: doc().into(),
+                first: str_at(&containers[ci], &["name"])
+                    .unwrap_or("?")
+                    .to_string(),
+                second: str_at(&containers[other], &["name"])
+                    .unwrap_or("?")
+                    .to_string(),
+            });
+        }
+    }
     let container = &containers[ci];
     let container_name = str_at(container, &["name"]).unwrap_or_default().to_string();
     let entry = &container["env"][ei];
@@ -374,6 +392,39 @@ fn statefulset(
             })
             .unwrap_or_default(),
     })))
+}
+
+/// A StatefulSet without a `ZOO_SERVERS` entry: not ours, unless it shows that it runs the
+/// image with `ZOO_SERVERS` out of sight (see [`statefulset`]).
+fn without_servers(
+    value: &Value,
+    containers: &[Value],
+    doc: &impl Fn() -> DocRef,
+) -> Result<Found, ManifestError> {
+    let hidden = containers.iter().find(|c| {
+        let env_from = c
+            .get("envFrom")
+            .and_then(Value::as_sequence)
+            .is_some_and(|s| !s.is_empty());
+        let zoo_var = c
+            .get("env")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .any(|e| str_at(e, &["name"]).is_some_and(|n| n.starts_with("ZOO_")));
+        env_from && zoo_var
+    });
+    if let Some(c) = hidden {
+        return Err(ManifestError::ServersHidden {
+            doc: doc().into(),
+            container: str_at(c, &["name"]).unwrap_or("?").to_string(),
+        });
+    }
+    let chart = str_at(value, &["metadata", "labels", CHART_LABEL]);
+    if chart.is_some_and(|c| c.starts_with("zookeeper-")) {
+        return Err(ManifestError::MissingServers { doc: doc().into() });
+    }
+    Ok(Found::Other)
 }
 
 /// Index of the last env entry named `name` in a container.

@@ -143,9 +143,21 @@ impl Bed {
 
     /// A copy of fixture chart `fixture` rendered for namespace `ns` (the fixtures were rendered
     /// for `zk-test`: its namespace fields and DNS names are rewritten, as the chart would render them).
+    /// A copy of fixture chart `fixture` for namespace `ns`: one of the shared charts
+    /// (`$ZKSCALE_CHARTS`), or of the project's own (`tests/fixtures/charts`: renamed by
+    /// `nameOverride`, or a subchart under an alias). The StatefulSet it renders is remembered
+    /// for the namespace ([`super::chart::sts`]).
     pub fn chart(&self, fixture: &str, ns: &str) -> PathBuf {
-        let src = self.charts.join(fixture);
+        let own = super::fixtures::own_fixtures_dir()
+            .join("charts")
+            .join(fixture);
+        let src = if own.is_dir() {
+            own
+        } else {
+            self.charts.join(fixture)
+        };
         assert!(src.is_dir(), "no fixture chart {}", src.display());
+        super::chart::remember_sts(ns, &src);
         let dst = std::env::temp_dir()
             .join(format!("zkscale-charts-{}", std::process::id()))
             .join(ns)

@@ -3,14 +3,52 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use super::bed::{wait_for, Bed};
 use super::zk_client::ZkClient;
 use zkscale::zk::{observe_all_tcp, verdict, Gate, Timeouts, Verdict};
 
+/// The StatefulSet of the shared fixtures (release `zk`, no name values).
 pub const STS: &str = "zk-zookeeper";
 pub const SETTLE: Duration = Duration::from_secs(240);
+
+static STS_BY_NS: std::sync::Mutex<BTreeMap<String, String>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// Records the StatefulSet that chart `dir` renders as namespace `ns`'s (fixtures renamed by
+/// `nameOverride` or an alias have another name than [`STS`]).
+pub fn remember_sts(ns: &str, dir: &Path) {
+    if let Some(name) = rendered_sts(dir) {
+        STS_BY_NS.lock().unwrap().insert(ns.to_string(), name);
+    }
+}
+
+/// The `metadata.name` of the StatefulSet in a static fixture chart's manifests.
+fn rendered_sts(dir: &Path) -> Option<String> {
+    for path in super::fixtures::fixture_files(dir) {
+        let text = std::fs::read_to_string(path).ok()?;
+        for doc in text.split("\n---") {
+            if doc.contains("\nkind: StatefulSet") {
+                let value: serde_yaml::Value = serde_yaml::from_str(doc).ok()?;
+                return value["metadata"]["name"].as_str().map(str::to_string);
+            }
+        }
+    }
+    None
+}
+
+/// Namespace `ns`'s ZooKeeper StatefulSet name: the one its fixture chart renders.
+pub fn sts(ns: &str) -> String {
+    STS_BY_NS
+        .lock()
+        .unwrap()
+        .get(ns)
+        .cloned()
+        .unwrap_or_else(|| STS.to_string())
+}
 
 pub fn sts_field(bed: &Bed, ns: &str, path: &str) -> String {
     bed.kubectl_try(&[
@@ -18,7 +56,7 @@ pub fn sts_field(bed: &Bed, ns: &str, path: &str) -> String {
         "statefulset",
         "-n",
         ns,
-        STS,
+        &sts(ns),
         "-o",
         &format!("jsonpath={{{path}}}"),
     ])
@@ -61,7 +99,7 @@ pub async fn observe(bed: &Bed, ns: &str, n: usize) -> Verdict {
     let members: Vec<(u32, String)> = (0..n)
         .map(|o| {
             let ip = bed
-                .pod_ip(ns, &format!("{STS}-{o}"))
+                .pod_ip(ns, &format!("{}-{o}", sts(ns)))
                 .unwrap_or_else(|| "127.0.0.255".into());
             (o as u32 + 1, format!("{ip}:2181"))
         })
@@ -89,7 +127,7 @@ pub async fn wait_healthy(bed: &Bed, ns: &str, n: usize) -> Verdict {
 
 /// Writes `/data/n0..n{count}` through `kubectl port-forward` to pod 0.
 pub async fn write_znodes(bed: &Bed, ns: &str, count: usize) {
-    let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
+    let pf = bed.port_forward(ns, &format!("{}-0", sts(ns)), 2181);
     let c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
         .await
         .expect("connect");
@@ -103,7 +141,7 @@ pub async fn write_znodes(bed: &Bed, ns: &str, count: usize) {
 
 /// Children of `/data` through a port-forward to pod 0 (0 when `/data` itself is gone).
 pub async fn count_znodes(bed: &Bed, ns: &str) -> usize {
-    let pf = bed.port_forward(ns, &format!("{STS}-0"), 2181);
+    let pf = bed.port_forward(ns, &format!("{}-0", sts(ns)), 2181);
     let c = ZkClient::connect(&pf.addr(), Duration::from_secs(10))
         .await
         .expect("connect");
@@ -129,7 +167,7 @@ pub fn upgrade(bed: &Bed, ns: &str, fixture: &str) {
 /// Client addresses of pods `0..n` right now (pod IPs; the bed's host reaches them directly).
 pub fn member_addrs(bed: &Bed, ns: &str, n: usize) -> Vec<String> {
     (0..n)
-        .filter_map(|o| bed.pod_ip(ns, &format!("{STS}-{o}")))
+        .filter_map(|o| bed.pod_ip(ns, &format!("{}-{o}", sts(ns))))
         .map(|ip| format!("{ip}:2181"))
         .collect()
 }
@@ -193,7 +231,7 @@ pub async fn znodes_on_each_member(bed: &Bed, ns: &str, n: usize) -> Vec<usize> 
 /// ensemble is whole again (`healthy_at` members answering as one ensemble).
 pub async fn delete_each_pod_in_turn(bed: &Bed, ns: &str, n: usize, healthy_at: usize) {
     for o in 0..n {
-        let pod = format!("{STS}-{o}");
+        let pod = format!("{}-{o}", sts(ns));
         let uid = bed.kubectl(&[
             "get",
             "pod",
@@ -244,7 +282,7 @@ pub fn left_in_cluster(bed: &Bed, ns: &str) -> Vec<(&'static str, String)> {
     let annotations = bed.kubectl(&[
         "get",
         "sts",
-        STS,
+        &sts(ns),
         "-n",
         ns,
         "-o",

@@ -1,5 +1,7 @@
 //! The shared bitnami fixtures (`$ZKSCALE_FIXTURES`, default `../shared/fixtures` next to the
-//! crate). Tests that read them skip, saying so, when the directory is absent.
+//! crate). Tests that read them skip, saying so, when the directory is absent. The project's own
+//! renders (`tests/fixtures`: the same chart with `nameOverride`, and as an aliased subchart)
+//! are always there.
 
 #![allow(dead_code)]
 
@@ -18,6 +20,20 @@ pub fn fixtures_dir() -> Option<PathBuf> {
         );
         None
     }
+}
+
+/// The project's own real chart output (see `tests/fixtures/README.md`).
+pub fn own_fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every YAML manifest file of the shared fixtures (when present) and of the project's own.
+pub fn all_fixture_files() -> Vec<PathBuf> {
+    let mut files = fixtures_dir()
+        .map(|d| fixture_files(&d))
+        .unwrap_or_default();
+    files.extend(fixture_files(&own_fixtures_dir()));
+    files
 }
 
 /// Every YAML manifest file under `dir` (chart metadata `Chart.yaml` excluded), sorted.
