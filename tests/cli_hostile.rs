@@ -855,3 +855,55 @@ fn fish_completes_words_not_files() {
         ["zk.cfg"]
     );
 }
+
+#[test]
+fn an_argument_that_is_not_utf8_is_refused_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"\xff");
+    for args in [
+        vec![bad],
+        vec![
+            std::ffi::OsStr::new("status"),
+            std::ffi::OsStr::new("-n"),
+            bad,
+        ],
+    ] {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    }
+    let o = Command::new(BIN)
+        .arg("__complete")
+        .arg(bad)
+        .output()
+        .unwrap();
+    no_panic(&o);
+}
+
+#[test]
+fn a_fifo_as_log_file_does_not_hang_the_post_renderer() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("log");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = run(
+        &[
+            "post-render",
+            "--plan-only",
+            "--log-file",
+            fifo.to_str().unwrap(),
+            "--kubeconfig",
+            "/nonexistent",
+        ],
+        &[],
+        MINIMAL.as_bytes(),
+    );
+    assert!(
+        stderr(&o).contains("cannot write the log file"),
+        "{}",
+        stderr(&o)
+    );
+}

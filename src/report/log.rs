@@ -46,10 +46,23 @@ impl PostRenderReporter {
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
                 .and_then(|_| {
+                    // Non-blocking: a FIFO with no reader would otherwise hang the post-renderer
+                    // (and Helm) at the open; one with a reader is refused below, since a reader
+                    // that stops reading would hang it at a write.
+                    use std::os::unix::fs::OpenOptionsExt;
                     std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
+                        .custom_flags(libc::O_NONBLOCK)
                         .open(&p)
+                })
+                .and_then(|f| {
+                    use std::os::unix::fs::FileTypeExt;
+                    if f.metadata()?.file_type().is_fifo() {
+                        Err(std::io::Error::other("a FIFO, not a file"))
+                    } else {
+                        Ok(f)
+                    }
                 });
             match opened {
                 Ok(f) => {
