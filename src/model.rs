@@ -268,6 +268,12 @@ fn parse_core(index: usize, entry: &str, core: &str, ci_role: bool) -> Result<Co
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    if ci_role && !bracketed_v6 && host.parse::<std::net::Ipv6Addr>().is_ok() {
+        // ZooKeeper splits an unbracketed entry at every `:` and refuses it.
+        return Err(bad(&format!(
+            "an IPv6 address goes in brackets in zoo.cfg, as ZooKeeper reads it: [{host}]"
+        )));
+    }
     if !bracketed_v6 {
         check_host(host).map_err(|r| bad(&r))?;
     }

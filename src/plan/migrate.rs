@@ -939,7 +939,7 @@ mod tests {
                 "clientPort=0x99\nserver.1=a:2888:3888\n",
                 "`0x99` is not a port",
             ),
-            ("server.1=fd00::1:2888:3888\n", "server"),
+            ("server.1=fd00::1:2888:3888\n", "goes in brackets"),
             ("server.1=[h1]:2888:3888\n", "only an IPv6 address"),
             ("server.1=$(id):2888:3888\n", "neither a DNS name"),
             ("server.1=a:2888:3888;x\n", "not a port"),
