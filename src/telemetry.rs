@@ -26,8 +26,8 @@ pub fn filter_directives(verbose: u8, rust_log: Option<&str>) -> String {
 /// it cannot decode (a Secret's data: the reconfig password) at warn, response headers and
 /// Status bodies at debug and trace, all under `kube_client::client`; only its errors pass, and
 /// its request spans (`kube_client::client::builder`: method and URL; the URL has no userinfo,
-/// see `cluster::connect`). HTTP and TLS internals (hyper, h2, rustls, tower) pass at info
-/// and above. This is the one function that makes the debug trail safe for credentials.
+/// see `cluster::connect`). HTTP and TLS internals (hyper, h2, rustls, tower) and the ZooKeeper
+/// client (its connect request holds the session password) pass at info and above. This is the one function that makes the debug trail safe for credentials.
 pub fn allowed(meta: &Metadata<'_>) -> bool {
     allowed_target(meta.target(), *meta.level())
 }
@@ -42,9 +42,18 @@ fn allowed_target(target: &str, level: Level) -> bool {
     if under("kube_client::client") && !under("kube_client::client::builder") {
         return level <= Level::ERROR;
     }
-    if ["hyper", "hyper_util", "h2", "rustls", "tower", "tower_http"]
-        .iter()
-        .any(|p| under(p))
+    // zookeeper_client logs its connect request at debug, session password included.
+    if [
+        "hyper",
+        "hyper_util",
+        "h2",
+        "rustls",
+        "tower",
+        "tower_http",
+        "zookeeper_client",
+    ]
+    .iter()
+    .any(|p| under(p))
     {
         return level <= Level::INFO;
     }
@@ -77,6 +86,7 @@ mod tests {
         assert!(allowed_target("kube_client::client::builder", Level::DEBUG));
         assert!(!allowed_target("hyper::proto::h1", Level::TRACE));
         assert!(!allowed_target("h2::codec", Level::DEBUG));
+        assert!(!allowed_target("zookeeper_client::session", Level::DEBUG));
         assert!(allowed_target("zkscale::engine", Level::TRACE));
         assert!(allowed_target("kube_runtime::watcher", Level::DEBUG));
         // A prefix is a module path, not a string prefix.
