@@ -54,9 +54,13 @@ impl Engine<'_> {
         if plan.leader.is_none() && !plan.order.is_empty() {
             let standalone_serves = match (m.layout.standalone, m.layout.sources.first()) {
                 (true, Some(src)) => matches!(
-                    zk::observe_tcp(src.id, &src.client_addr(), zk::Timeouts::default())
-                        .await
-                        .probe,
+                    zk::observe_tcp(
+                        src.id,
+                        &src.client_addr(),
+                        zk::Timeouts::default().within(self.opts.timeout)
+                    )
+                    .await
+                    .probe,
                     Probe::Serving { .. }
                 ),
                 _ => false,
@@ -285,9 +289,13 @@ impl Engine<'_> {
         self.target.set_operation(&op).await?;
         self.wrote();
         let serving = matches!(
-            zk::observe_tcp(id, &src.client_addr(), zk::Timeouts::default())
-                .await
-                .probe,
+            zk::observe_tcp(
+                id,
+                &src.client_addr(),
+                zk::Timeouts::default().within(self.opts.timeout)
+            )
+            .await
+            .probe,
             Probe::Serving { .. }
         );
         if serving {
@@ -350,7 +358,7 @@ impl Engine<'_> {
         if live.replicas() >= 2 {
             return Ok(());
         }
-        let timeouts = zk::Timeouts::default();
+        let timeouts = zk::Timeouts::default().within(self.opts.timeout);
         let mode = |o: zk::MemberObservation| match o.probe {
             Probe::Serving { srvr, .. } => Some((srvr.mode, srvr.node_count, srvr.zxid)),
             _ => None,
@@ -625,7 +633,7 @@ impl Engine<'_> {
 
     /// Every member asked once: pods for the moved ids, hosts for the rest.
     async fn look_all(&self, live: &Live, layout: &Layout) -> Vec<zk::MemberObservation> {
-        let timeouts = zk::Timeouts::default();
+        let timeouts = zk::Timeouts::default().within(self.opts.timeout);
         let futs = layout.ids.iter().map(|&id| async move {
             let ordinal = layout.ordinal(id);
             match layout.source(id) {
@@ -655,7 +663,12 @@ impl Engine<'_> {
         let mut wrong = Vec::new();
         for &id in order {
             let src = layout.source(id).expect("planned ids are sources");
-            match zk::server_list_tcp(&src.client_addr(), zk::Timeouts::default()).await {
+            match zk::server_list_tcp(
+                &src.client_addr(),
+                zk::Timeouts::default().within(self.opts.timeout),
+            )
+            .await
+            {
                 Ok(list) => {
                     if let Err(e) = layout.check_source_list(id, &list) {
                         wrong.push(e);
