@@ -142,7 +142,8 @@ async fn e2e_identity_guard_refuses_renamed_and_aliased() {
             .await;
         let ns = zk.ns();
         let name = sts(ns);
-        let _guard = Guard::install(&bed, ns, "Deny");
+        let guard = Guard::install(&bed, ns, "Deny");
+        guard.wait_refusing_scale(&name, 3);
         let chart = bed.chart(r3, ns);
         let e = bed
             .helm_try(&["upgrade", "zk", chart.to_str().unwrap(), "-n", ns])

@@ -43,27 +43,53 @@ impl<'b> Guard<'b> {
             "--set",
             &format!("validationActions={{{actions}}}"),
         ]);
-        // A policy takes effect once the API server has compiled it; wait for its status.
+        // A policy takes effect once the API server has compiled it; wait for both statuses.
         super::bed::wait_for(
             "the guard's policies compiled",
             std::time::Duration::from_secs(60),
             || {
-                let g = bed.kubectl(&[
-                    "get",
-                    "validatingadmissionpolicy",
-                    "zkscale-guard",
-                    "-o",
-                    "jsonpath={.status.observedGeneration}",
-                ]);
-                if g.is_empty() {
-                    Err("no status yet".into())
-                } else {
-                    Ok(())
+                for policy in ["zkscale-guard", "zkscale-guard-scale"] {
+                    let g = bed.kubectl(&[
+                        "get",
+                        "validatingadmissionpolicy",
+                        policy,
+                        "-o",
+                        "jsonpath={.status.observedGeneration}",
+                    ]);
+                    if g.is_empty() {
+                        return Err(format!("{policy}: no status yet"));
+                    }
                 }
+                Ok(())
             },
         );
         std::thread::sleep(std::time::Duration::from_secs(2));
         Guard { bed, ns: ns.into() }
+    }
+}
+
+impl Guard<'_> {
+    /// Waits until the API server refuses a `kubectl scale` of StatefulSet `sts` (asked as a
+    /// server-side dry run, which runs admission and changes nothing): a compiled policy and
+    /// its binding reach the admission chain a moment after their status says so.
+    pub fn wait_refusing_scale(&self, sts: &str, replicas: u32) {
+        let ns = self.ns.clone();
+        super::bed::wait_for(
+            &format!("the guard refusing kubectl scale of {sts}"),
+            std::time::Duration::from_secs(60),
+            || match self.bed.kubectl_try(&[
+                "scale",
+                "sts",
+                sts,
+                "-n",
+                &ns,
+                &format!("--replicas={replicas}"),
+                "--dry-run=server",
+            ]) {
+                Err(e) if e.contains("zkscale guard") => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        );
     }
 }
 
