@@ -7,7 +7,11 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=ZKSCALE_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // HEAD of this checkout: in a git worktree `.git` is a file naming the real git dir, and a
+    // path that does not exist makes cargo rebuild the crate on every invocation.
+    if let Some(head) = git_head() {
+        println!("cargo:rerun-if-changed={}", head.display());
+    }
     println!("cargo:rerun-if-changed=tests/bed/versions.env");
     let commit = std::env::var("ZKSCALE_COMMIT").ok().or_else(|| {
         let out = Command::new("git")
@@ -42,4 +46,16 @@ fn main() {
                 .unwrap_or(0)
         });
     println!("cargo:rustc-env=ZKSCALE_BUILD_EPOCH={epoch}");
+}
+
+/// The HEAD file of the checkout being built, if there is one.
+fn git_head() -> Option<std::path::PathBuf> {
+    let dot_git = std::path::Path::new(".git");
+    if dot_git.is_dir() {
+        return Some(dot_git.join("HEAD"));
+    }
+    let text = std::fs::read_to_string(dot_git).ok()?;
+    let dir = text.trim().strip_prefix("gitdir:")?.trim();
+    let head = std::path::Path::new(dir).join("HEAD");
+    head.is_file().then_some(head)
 }

@@ -60,9 +60,99 @@ impl Default for Values {
     }
 }
 
-/// The guard's manifests for `values`: the chart's template with the values put in where
-/// Helm would put them.
+impl Values {
+    /// Whether every value is one Kubernetes accepts where it goes: the override annotation a
+    /// qualified annotation key, the namespace labels valid label keys and values. This is the
+    /// one function that makes them safe for the template: they are spliced into CEL inside
+    /// single quotes and into YAML, and none of the characters these rules allow (letters,
+    /// digits, `-`, `_`, `.`, one `/`) can end a CEL string or start YAML syntax. The chart's
+    /// `values.schema.json` holds the same rules for `helm install`.
+    pub fn check(&self) -> Result<(), String> {
+        // What the API server would refuse in the binding, said before it is applied.
+        if self.actions.contains(&Action::Deny) && self.actions.contains(&Action::Warn) {
+            return Err(
+                "--actions: deny and warn do not combine (deny,audit or warn,audit)".into(),
+            );
+        }
+        qualified_name(&self.override_annotation).map_err(|e| {
+            format!(
+                "--override-annotation `{}`: {e}",
+                self.override_annotation.escape_debug()
+            )
+        })?;
+        for (k, v) in &self.namespace_labels {
+            qualified_name(k)
+                .map_err(|e| format!("--namespace-labels key `{}`: {e}", k.escape_debug()))?;
+            label_value(v).map_err(|e| {
+                format!(
+                    "--namespace-labels value `{}` of {k}: {e}",
+                    v.escape_debug()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A name part: 1 to 63 of `[A-Za-z0-9._-]`, beginning and ending with a letter or digit
+/// (Kubernetes' qualified name, the part after the prefix; also a non-empty label value).
+fn name_part(s: &str) -> Result<(), String> {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if s.is_empty() || s.len() > 63 {
+        return Err("the name must be 1 to 63 characters".into());
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err("only letters, digits, `-`, `_` and `.` are allowed".into());
+    }
+    if !alnum(s.chars().next()) || !alnum(s.chars().last()) {
+        return Err("must begin and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
+/// An annotation or label key: `[prefix/]name`, the prefix a DNS subdomain (lower case, at
+/// most 253 characters), the name a [`name_part`].
+pub fn qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if p.is_empty() || p.len() > 253 || !p.split('.').all(label_ok) {
+            return Err(
+                "the prefix must be a DNS subdomain (lower case letters, digits, `-`, `.`; at \
+                 most 253 characters)"
+                    .into(),
+            );
+        }
+    }
+    name_part(name)
+}
+
+/// A label value: empty, or a [`name_part`].
+pub fn label_value(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        Ok(())
+    } else {
+        name_part(v)
+    }
+}
+
+/// The guard's manifests for `values` (checked by [`Values::check`]): the chart's template with
+/// the values put in where Helm would put them.
 pub fn manifests(values: &Values) -> String {
+    debug_assert!(values.check().is_ok(), "unchecked guard values");
     let actions: Vec<&str> = values.actions.iter().map(|a| a.as_str()).collect();
     let selector = if values.namespace_labels.is_empty() {
         serde_json::json!({})
@@ -246,6 +336,53 @@ mod tests {
         );
         assert!(text.contains("'example.com/force' in object.metadata.annotations"));
         assert!(!text.contains("zkscale.io/allow-unsafe"));
+    }
+
+    #[test]
+    fn values_are_kubernetes_names() {
+        let with = |a: &str, labels: &[(&str, &str)]| Values {
+            override_annotation: a.into(),
+            namespace_labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Values::default()
+        };
+        for ok in [
+            "zkscale.io/allow-unsafe",
+            "allow",
+            "a.b-c/X_y.z",
+            &format!(
+                "{0}.{0}.{0}.{1}/{2}",
+                "a".repeat(63),
+                "a".repeat(61),
+                "b".repeat(63)
+            ),
+        ] {
+            assert_eq!(with(ok, &[]).check(), Ok(()), "{ok}");
+        }
+        for bad in [
+            "x' in object.metadata.annotations || true || 'y",
+            "a\nb",
+            "",
+            "a/b/c",
+            "A.io/x",
+            "/x",
+            "x/",
+            "-x",
+            "x-",
+            "a b",
+            &"b".repeat(64),
+            &format!("{0}.{0}.{0}.{1}/b", "a".repeat(63), "a".repeat(62)),
+        ] {
+            assert!(with(bad, &[]).check().is_err(), "{bad:?}");
+        }
+        assert!(with("a", &[("team", "zk"), ("k8s.io/x", "")])
+            .check()
+            .is_ok());
+        for (k, v) in [("team", "a'b"), ("te am", "x"), ("", "x"), ("x", "-a")] {
+            assert!(with("a", &[(k, v)]).check().is_err(), "{k}={v}");
+        }
     }
 
     #[test]

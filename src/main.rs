@@ -10,7 +10,10 @@ use zkscale::exit::Exit;
 fn main() -> ExitCode {
     // `kubectl zkscale <TAB>`: kubectl runs `kubectl_complete-zkscale <args…>` (a link to this
     // binary) for the candidates; `kubectl-zkscale __complete <args…>` does the same.
-    let args: Vec<String> = std::env::args().collect();
+    // `args_os`: an argument that is not UTF-8 is clap's to refuse (exit 2), not a panic here.
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let called_as = args.first().map(|a| a.rsplit('/').next().unwrap_or(a));
     let words = match (called_as, args.get(1).map(String::as_str)) {
         (Some(name), _) if name.starts_with("kubectl_complete-") => Some(&args[1..]),
@@ -18,12 +21,24 @@ fn main() -> ExitCode {
         _ => None,
     };
     if let Some(words) = words {
-        for line in cli::complete(words) {
-            println!("{line}");
-        }
-        return ExitCode::SUCCESS;
+        // Written, not println!: a closed or full stdout is an error to say, not a panic.
+        let mut text = cli::complete(words).join("\n");
+        text.push('\n');
+        return match cli::print_all(text.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kubectl-zkscale: cannot write the completions: {e}");
+                Exit::Failed.into()
+            }
+        };
     }
-    let (job, flags) = Cli::parse().resolve();
+    let (job, flags) = match Cli::parse().resolve() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kubectl-zkscale: {e}");
+            return Exit::Usage.into();
+        }
+    };
     zkscale::telemetry::init(flags.verbosity());
     match cli::run(job, flags) {
         Ok(exit) => exit.into(),

@@ -261,7 +261,22 @@ fn parse_core(index: usize, entry: &str, core: &str, ci_role: bool) -> Result<Co
         }
     };
     let (peer_port, election_port) = (port(peer)?, port(election)?);
-    check_host(host).map_err(|r| bad(&r))?;
+    // zoo.cfg (`ci_role`) is read by ZooKeeper itself, which takes `[fd00::1]`: the image's
+    // split at `::` applies only to `ZOO_SERVERS`.
+    let bracketed_v6 = ci_role
+        && host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok());
+    if ci_role && !bracketed_v6 && host.parse::<std::net::Ipv6Addr>().is_ok() {
+        // ZooKeeper splits an unbracketed entry at every `:` and refuses it.
+        return Err(bad(&format!(
+            "an IPv6 address goes in brackets in zoo.cfg, as ZooKeeper reads it: [{host}]"
+        )));
+    }
+    if !bracketed_v6 {
+        check_host(host).map_err(|r| bad(&r))?;
+    }
     Ok(Core {
         host: host.to_string(),
         peer_port,

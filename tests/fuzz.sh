@@ -2,7 +2,7 @@
 # `make fuzz`: libFuzzer (cargo fuzz, nightly) on the parsers of untrusted text, each target
 # for FUZZ_SECONDS (default 60), seeded from the shared fixtures. A crasher is copied to
 # tests/fuzz_regressions/<target>/ (replayed by `cargo test --test fuzz_regressions`) and the
-# run fails. Prints executions per target.
+# run fails. Prints executions per target. FUZZ_TARGETS picks some (default: all).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${ZKSCALE_CACHE:-$HOME/.cache/zkscale}"
@@ -14,7 +14,8 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 command -v cargo-fuzz >/dev/null || cargo install -q --locked cargo-fuzz --root "$cache/cargo"
 
 corpus="$cache/fuzz/corpus"
-mkdir -p "$corpus"/{manifest_stream,server_list,four_letter,helm_argv}
+targets="${FUZZ_TARGETS:-manifest_stream server_list four_letter helm_argv from_entries zoo_cfg annotations}"
+for t in $targets; do mkdir -p "$corpus/$t"; done
 # Seeds: the chart's real output, its server lists, and the kept regressions.
 if [[ -d $fixtures/bitnami-zookeeper ]]; then
   cp -n "$fixtures"/bitnami-zookeeper/*.yaml "$corpus/manifest_stream/" 2>/dev/null || true
@@ -23,13 +24,13 @@ if [[ -d $fixtures/bitnami-zookeeper ]]; then
 else
   echo "no shared fixtures at $fixtures: seeding from the kept regressions only" >&2
 fi
-for t in manifest_stream server_list four_letter helm_argv; do
+for t in $targets; do
   cp -n "$root"/tests/fuzz_regressions/$t/* "$corpus/$t/" 2>/dev/null || true
 done
 
 status=0
 cd "$root/fuzz"
-for t in manifest_stream server_list four_letter helm_argv; do
+for t in $targets; do
   log="$cache/fuzz/$t.log"
   if cargo +nightly fuzz run "$t" "$corpus/$t" -- -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

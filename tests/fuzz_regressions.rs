@@ -27,7 +27,10 @@ fn kept_inputs_hold_their_properties() {
     let n = replay("manifest_stream", manifest_stream)
         + replay("server_list", server_list)
         + replay("four_letter", four_letter)
-        + replay("helm_argv", helm_argv);
+        + replay("helm_argv", helm_argv)
+        + replay("from_entries", from_entries)
+        + replay("zoo_cfg", zoo_cfg)
+        + replay("annotations", annotations);
     assert!(n > 0);
 }
 

@@ -101,12 +101,13 @@ struct PickArgs {
 struct MethodArgs {
     /// How steps change membership: restart members with the new list, or ZooKeeper's dynamic
     /// reconfiguration (no restarts; needs reconfigEnabled and an identity), or auto: reconfig
-    /// where the ensemble allows it [default: auto].
-    #[arg(long, value_enum, env = "ZKSCALE_METHOD")]
+    /// where the ensemble allows it [default: auto] [env: ZKSCALE_METHOD].
+    #[arg(long, value_enum)]
     method: Option<MethodChoice>,
     /// Secret (in the ensemble's namespace) with the identity reconfig runs as: key `password`,
-    /// optional `username` (default `super`, the user of the members' superDigest).
-    #[arg(long, value_name = "SECRET", env = "ZKSCALE_ZK_AUTH_SECRET")]
+    /// optional `username` (default `super`, the user of the members' superDigest)
+    /// [env: ZKSCALE_ZK_AUTH_SECRET].
+    #[arg(long, value_name = "SECRET")]
     zk_auth_secret: Option<String>,
 }
 
@@ -248,8 +249,9 @@ enum Command {
         #[arg(long)]
         plan_only: bool,
         /// Also append progress here (Helm 4 drops a post-renderer's stderr). Default:
-        /// $XDG_STATE_HOME/zkscale/post-render.log (~/.local/state/…); `-` for none.
-        #[arg(long, env = "ZKSCALE_LOG_FILE", value_name = "FILE")]
+        /// $XDG_STATE_HOME/zkscale/post-render.log (~/.local/state/…); `-` for none
+        /// [env: ZKSCALE_LOG_FILE].
+        #[arg(long, value_name = "FILE")]
         log_file: Option<PathBuf>,
         #[command(flatten)]
         cluster: ClusterArgs,
@@ -316,7 +318,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("`{s}`: unknown unit `{unit}` (ms, s, m, h)")),
     };
-    Duration::try_from_secs_f64(secs)
+    let d = Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|d| *d <= MAX_TIMEOUT)
         .ok_or_else(|| {
@@ -324,11 +326,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
                 "`{s}`: longer than the longest timeout, {}h",
                 MAX_TIMEOUT.as_secs() / 3600
             )
-        })
+        })?;
+    if d < MIN_TIMEOUT {
+        return Err(format!(
+            "`{s}`: shorter than the shortest timeout, 1s (no API call or member answers in \
+             less; 0 would fail every wait at once)"
+        ));
+    }
+    Ok(d)
 }
 
 /// The longest `--timeout` (a week: anything longer is a typo).
 const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The shortest `--timeout`: below a second every API call and look would time out.
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The flags that apply, merged from before and after the subcommand.
@@ -453,9 +464,133 @@ pub struct MigrateArgs {
     pub dry_run: bool,
 }
 
+/// A DNS-1123 label (a namespace): 1 to 63 lower-case letters, digits and `-`, not beginning
+/// or ending with `-`.
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain (a StatefulSet's, a Secret's, a release's name): labels joined by `.`,
+/// at most 253 characters.
+fn dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(dns_label)
+}
+
+impl Flags {
+    /// Names the API server takes in a URL path or a label selector, checked before any call:
+    /// a namespace with `/` or a release with `,` would otherwise change which objects are
+    /// asked for. A `--force` reason lands in Events and the log: one line of text.
+    fn check(&self) -> Result<(), String> {
+        let name = |flag: &str, v: &Option<String>, ok: fn(&str) -> bool, what: &str| match v {
+            Some(v) if !ok(v) => Err(format!(
+                "{flag} `{}`: not a Kubernetes {what} (lower-case letters, digits, `-`{})",
+                v.escape_debug(),
+                if what == "namespace" { "" } else { ", `.`" }
+            )),
+            _ => Ok(()),
+        };
+        name(
+            "--namespace",
+            &self.cluster.namespace,
+            dns_label,
+            "namespace",
+        )?;
+        name(
+            "--statefulset",
+            &self.pick.statefulset,
+            dns_subdomain,
+            "name",
+        )?;
+        name(
+            "--release",
+            &self.pick.release,
+            dns_subdomain,
+            "release name",
+        )?;
+        name(
+            "--zk-auth-secret (or ZKSCALE_ZK_AUTH_SECRET)",
+            &self.method.zk_auth_secret,
+            dns_subdomain,
+            "Secret name",
+        )?;
+        if let Some(reason) = &self.care.force {
+            if reason.trim().is_empty()
+                || reason.len() > 1024
+                || reason.chars().any(char::is_control)
+            {
+                return Err(
+                    "--force: give the reason as one line of text (at most 1024 bytes)".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An environment variable standing in for a flag: unset and empty are the same (a value
+/// exported empty to "turn it off" must not break anything); a value that is not text is said
+/// naming the variable.
+fn env_value(name: &str) -> Result<Option<std::ffi::OsString>, String> {
+    match std::env::var_os(name) {
+        Some(v) if v.is_empty() => Ok(None),
+        v => Ok(v),
+    }
+}
+
+fn env_text(name: &str) -> Result<Option<String>, String> {
+    env_value(name)?
+        .map(|v| {
+            v.into_string()
+                .map_err(|_| format!("{name}: not UTF-8 text"))
+        })
+        .transpose()
+}
+
 impl Cli {
-    /// The job and its flags, those given before the subcommand merged in.
-    pub fn resolve(self) -> (Job, Flags) {
+    /// The job and its flags, those given before the subcommand merged in, and the environment
+    /// variables read for the flags not given (only by the commands that take them: a bad
+    /// `ZKSCALE_METHOD` does not stop `version`). Err: a bad variable, said by name (exit 2).
+    pub fn resolve(self) -> Result<(Job, Flags), String> {
+        let (mut job, mut flags) = self.resolve_flags();
+        let takes_method = matches!(
+            job,
+            Job::Scale(_) | Job::Plan(_) | Job::Status | Job::PostRender { .. }
+        );
+        if takes_method {
+            if flags.method.method.is_none() {
+                if let Some(v) = env_text("ZKSCALE_METHOD")? {
+                    let m = <MethodChoice as clap::ValueEnum>::from_str(v.trim(), false)
+                        .map_err(|_| {
+                            format!(
+                                "ZKSCALE_METHOD={:?}: expected restart, reconfig or auto (or unset)",
+                                v
+                            )
+                        })?;
+                    flags.method.method = Some(m);
+                }
+            }
+            if flags.method.zk_auth_secret.is_none() {
+                flags.method.zk_auth_secret = env_text("ZKSCALE_ZK_AUTH_SECRET")?;
+            }
+        }
+        if let Job::Guard { values, .. } = &job {
+            values.check()?;
+        }
+        flags.check()?;
+        if let Job::PostRender { log_file, .. } = &mut job {
+            if log_file.is_none() {
+                *log_file = env_value("ZKSCALE_LOG_FILE")?.map(PathBuf::from);
+            }
+        }
+        Ok((job, flags))
+    }
+
+    fn resolve_flags(self) -> (Job, Flags) {
         let before = Flags {
             cluster: self.cluster,
             pick: self.pick,
@@ -606,6 +741,9 @@ pub fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
                     .replace("kubectl__subcmd__zkscale", "kubectl__zkscale");
                 script = text.into_bytes();
             }
+            if shell == clap_complete::Shell::Fish {
+                script = fish_fixed(&String::from_utf8_lossy(&script), &cmd).into_bytes();
+            }
             print_all(&script)?;
             Ok(Exit::Ok)
         }
@@ -635,8 +773,55 @@ pub fn run(job: Job, flags: Flags) -> anyhow::Result<Exit> {
     }
 }
 
+/// clap_complete's fish script, made to offer words where words belong:
+/// - no argument of ours is a file unless its flag says so (`-F`: --kubeconfig, --log-file,
+///   --from-zoo-cfg), so every command level says `-f` (fish offered files for `migrate p`);
+/// - a positional with fixed values offers them (`completions <shell>`, `migrate plan`);
+/// - the value of a top-level flag (`--method <TAB>`): the script's check for "no subcommand
+///   yet" ran argparse over the words so far, which fails while a flag still waits for its
+///   value; it now tries again without that last word.
+fn fish_fixed(script: &str, cmd: &clap::Command) -> String {
+    let bin = "kubectl-zkscale";
+    let fn_prefix = "__fish_kubectl_zkscale";
+    let mut out = script.replace(
+        &format!(
+            "    argparse -s ({fn_prefix}_global_optspecs) -- $cmd 2>/dev/null\n    or return\n"
+        ),
+        &format!(
+            "    argparse -s ({fn_prefix}_global_optspecs) -- $cmd 2>/dev/null\n    \
+             or begin; set -e cmd[-1]; argparse -s ({fn_prefix}_global_optspecs) -- $cmd \
+             2>/dev/null; end\n    or return\n"
+        ),
+    );
+    let mut lines = vec![format!(
+        "complete -c {bin} -n \"{fn_prefix}_needs_command\" -f"
+    )];
+    for sub in cmd.get_subcommands() {
+        let name = sub.get_name();
+        let cond = format!("{fn_prefix}_using_subcommand {name}");
+        lines.push(format!("complete -c {bin} -n \"{cond}\" -f"));
+        for arg in sub.get_positionals() {
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_string())
+                .collect();
+            if !values.is_empty() {
+                lines.push(format!(
+                    "complete -c {bin} -n \"{cond}\" -f -a \"{}\"",
+                    values.join(" ")
+                ));
+            }
+        }
+    }
+    out.push_str(&lines.join("\n"));
+    out.push('\n');
+    out
+}
+
 /// Writes `bytes` to stdout; a reader that went away (`… | head`) is not an error.
-fn print_all(bytes: &[u8]) -> std::io::Result<()> {
+pub fn print_all(bytes: &[u8]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|_| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -651,13 +836,24 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Who holds the lock, as a second run is told.
+/// Who holds the lock, as a second run is told (it goes into the Lease, the operation
+/// annotation and Events: `USER` and the host name are outside input, so each is cut to one
+/// short line of printable characters here).
 fn holder() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "unknown-host".into());
+    let clean = |s: String| -> String {
+        s.trim()
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .take(64)
+            .collect()
+    };
+    let user = clean(std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let host = clean(
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "unknown-host".into()),
+    );
     format!("kubectl-zkscale {user}@{host} pid {}", std::process::id())
 }
 
@@ -674,7 +870,12 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1"), Ok(Duration::from_secs(1)));
+        for bad in ["0", "0s", "1ms", "500ms", "0.9s"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("shortest timeout"), "{bad}: {e}");
+        }
         for bad in [
             "99999999999999999999s",
             "1e400",
@@ -701,13 +902,16 @@ mod tests {
             "s",
         ])
         .unwrap();
-        let (job, flags) = cli.resolve();
+        let (job, flags) = cli.resolve().unwrap();
         assert!(matches!(job, Job::Status));
         assert_eq!(flags.cluster.namespace.as_deref(), Some("a"));
         assert_eq!(flags.timeout(), Duration::from_secs(10));
         assert_eq!(flags.pick.statefulset.as_deref(), Some("s"));
         let cli = Cli::try_parse_from(["kubectl-zkscale", "-n", "a", "status", "-n", "b"]).unwrap();
-        assert_eq!(cli.resolve().1.cluster.namespace.as_deref(), Some("b"));
+        assert_eq!(
+            cli.resolve().unwrap().1.cluster.namespace.as_deref(),
+            Some("b")
+        );
         // What a subcommand does not take is refused, not ignored.
         for line in [
             &["kubectl-zkscale", "post-render", "-o", "json"][..],

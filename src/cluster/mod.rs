@@ -117,7 +117,16 @@ pub fn describe(e: &kube::Error) -> String {
             };
             format!("HTTP {}{reason}: {message}", s.code)
         }
-        other => causes(other),
+        // The decoder's message quotes the value it could not read: from a Secret, that is the
+        // secret. Only where it is said (the body is the API server's answer, not ours).
+        kube::Error::SerdeError(j) => format!(
+            "an answer that is not the JSON expected (line {}, column {}; its content is not \
+             shown, it may hold a Secret's data)",
+            j.line(),
+            j.column()
+        ),
+        // A proxy URL in a message may carry userinfo.
+        other => redact_userinfo(&causes(other)),
     }
 }
 
@@ -161,7 +170,8 @@ impl Default for Access {
 /// `~/.kube/config`; `None` when there is none (then the in-cluster ServiceAccount).
 fn kubeconfig(access: &Access) -> Result<Option<Kubeconfig>, ClusterError> {
     let read = |p: &std::path::Path| {
-        Kubeconfig::read_from(p).map_err(|e| ClusterError::Config(format!("{}: {e}", p.display())))
+        small_regular_file(p, MAX_KUBECONFIG).map_err(ClusterError::Config)?;
+        Kubeconfig::read_from(p).map_err(|e| ClusterError::Config(kubeconfig_error(p, &e)))
     };
     if let Some(path) = &access.kubeconfig {
         return read(path).map(Some);
@@ -183,7 +193,7 @@ fn kubeconfig(access: &Access) -> Result<Option<Kubeconfig>, ClusterError> {
                 None => next,
                 Some(m) => m
                     .merge(next)
-                    .map_err(|e| ClusterError::Config(format!("{}: {e}", p.display())))?,
+                    .map_err(|e| ClusterError::Config(kubeconfig_error(p, &e)))?,
             });
         }
         return Ok(merged);
@@ -195,6 +205,135 @@ fn kubeconfig(access: &Access) -> Result<Option<Kubeconfig>, ClusterError> {
     }
 }
 
+/// The largest kubeconfig read (`--kubeconfig /dev/zero` would never end; a real one with many
+/// clusters is a few hundred KiB).
+const MAX_KUBECONFIG: u64 = 16 << 20;
+/// The largest token file read.
+const MAX_TOKEN_FILE: u64 = 1 << 20;
+
+/// `path` is a regular file (after symlinks) of at most `max` bytes: checked before the file is
+/// opened, so that a FIFO or a device is refused instead of blocking or reading forever.
+fn small_regular_file(path: &std::path::Path, max: u64) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    if meta.len() > max {
+        return Err(format!("{}: larger than {max} bytes", path.display()));
+    }
+    Ok(())
+}
+
+/// A kubeconfig that cannot be read, said as kubectl says it: the file and where in it, never
+/// what it holds. The parser's own message quotes the lines around the error, and a
+/// kubeconfig's lines are tokens, passwords and keys; so is a type error's value. This is the
+/// one function that makes a kubeconfig error safe for stderr and the post-renderer's log.
+pub fn kubeconfig_error(path: &std::path::Path, e: &kube::config::KubeconfigError) -> String {
+    use kube::config::KubeconfigError as E;
+    match e {
+        E::Parse(p) => match p.location() {
+            Some(l) => format!(
+                "{}: not a valid kubeconfig (YAML error at line {}, column {})",
+                path.display(),
+                l.line(),
+                l.column()
+            ),
+            None => format!("{}: not a valid kubeconfig (YAML error)", path.display()),
+        },
+        E::ReadConfig(io, _) => format!("{}: {io}", path.display()),
+        // Every other variant names a setting, not its value; still, only its kind is said.
+        other => format!(
+            "{}: {}",
+            path.display(),
+            redact_userinfo(&other.to_string())
+        ),
+    }
+}
+
+/// `text` with the userinfo of every URL in it (`https://user:pw@host` → `https://***@host`)
+/// masked: the one function that makes a server or proxy URL safe for a message or a log.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` on one line: control characters (a context name with a newline) escaped.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
+/// The cluster URL without userinfo: the client never sends it (credentials go in headers),
+/// and without it no message, span or log line can show it.
+fn without_userinfo(url: &http::Uri) -> Option<http::Uri> {
+    let authority = url.authority()?;
+    let at = authority.as_str().rfind('@')?;
+    let mut parts = url.clone().into_parts();
+    parts.authority = Some(authority.as_str()[at + 1..].parse().ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
+/// The bearer token as the API server will get it: a `tokenFile` trimmed as kubectl trims it
+/// (a file written with `echo` ends in a newline), and a token with a line break or another
+/// control character anywhere refused here, with a message that does not show it (a `token: |`
+/// block keeps its final newline; an HTTP header cannot hold one, and the client library
+/// panicked on it).
+fn check_token(config: &mut Config) -> Result<(), ClusterError> {
+    use secrecy::ExposeSecret;
+    let bad = |what: &str| {
+        ClusterError::Config(format!(
+            "the user's {what} holds a line break or another control character (a YAML `token: |` \
+             block keeps its newline): write the token on one line"
+        ))
+    };
+    if let Some(t) = &config.auth_info.token {
+        if t.expose_secret().chars().any(char::is_control) {
+            return Err(bad("token"));
+        }
+    } else if let Some(path) = config.auth_info.token_file.clone() {
+        small_regular_file(std::path::Path::new(&path), MAX_TOKEN_FILE)
+            .map_err(|e| ClusterError::Config(format!("tokenFile {e}")))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ClusterError::Config(format!("tokenFile {path}: {e}")))?;
+        let trimmed = text.trim();
+        if trimmed.chars().any(char::is_control) {
+            return Err(bad(&format!("tokenFile {path}")));
+        }
+        if trimmed.len() != text.len() {
+            // The client re-reads the file as it is, untrimmed: give it the trimmed token.
+            config.auth_info.token = Some(trimmed.to_string().into());
+            config.auth_info.token_file = None;
+        }
+    }
+    Ok(())
+}
+
 /// A client and the namespace to work in (flag, else the context's, else `default`). The API
 /// server is asked once, within `access.timeout`, so that a cluster that cannot be reached is
 /// said at once, with where and why, rather than at the first real request.
@@ -203,11 +342,10 @@ pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> 
         context: access.context.clone(),
         ..Default::default()
     };
-    let err = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
     let mut config = match kubeconfig(access)? {
         Some(kc) => Config::from_custom_kubeconfig(kc, &opts)
             .await
-            .map_err(|e| err(&e))?,
+            .map_err(|e| ClusterError::Config(one_line(&redact_userinfo(&e.to_string()))))?,
         None if access.context.is_some() => {
             return Err(ClusterError::Config(format!(
                 "no kubeconfig to find context {:?} in",
@@ -221,15 +359,39 @@ pub async fn connect(access: &Access) -> Result<(Client, String), ClusterError> 
             ))
         })?,
     };
+    check_token(&mut config)?;
+    if let Some(url) = without_userinfo(&config.cluster_url) {
+        config.cluster_url = url;
+    }
     // A little past the first contact's own bound, which then says what happened.
     config.connect_timeout = Some(
         access.timeout.min(std::time::Duration::from_secs(30)) + std::time::Duration::from_secs(1),
     );
+    // Every later API call is bounded too: a server that answers each request slowly cannot
+    // stretch one call past the timeout (a read that waits longer fails, and the engine's
+    // waits count it against their own bound).
+    config.read_timeout = Some(access.timeout);
+    config.write_timeout = Some(access.timeout);
     let server = config.cluster_url.to_string();
     let namespace = access
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
+    // The context's namespace goes into every URL path, as the flag's does (checked by the
+    // command line): `/` or `..` in it would ask for other objects.
+    let label_ok = !namespace.is_empty()
+        && namespace.len() <= 63
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !namespace.starts_with('-')
+        && !namespace.ends_with('-');
+    if !label_ok {
+        return Err(ClusterError::Config(format!(
+            "namespace `{}` (from the kubeconfig's context) is not a Kubernetes namespace name",
+            namespace.escape_debug()
+        )));
+    }
     let client = Client::try_from(config).map_err(ClusterError::Api)?;
     match tokio::time::timeout(access.timeout, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok((client, namespace)),

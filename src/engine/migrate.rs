@@ -17,8 +17,6 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
-
 use crate::cluster::Live;
 use crate::plan::migrate::{endpoint_refusal, Backend, Layout, MigratePlan, Source};
 use crate::plan::Expect;
@@ -68,18 +66,50 @@ pub(super) fn stopped_on_host(id: u32, host: &str, cause: &str) -> String {
     )
 }
 
-/// What the operation annotation says while a member moves.
-#[derive(Deserialize)]
-struct Operation {
-    migrate: u32,
-}
-
 impl Engine<'_> {
     /// The checks that need no write, and the plan, from one look at the StatefulSet and every
     /// member (pods for the moved ids, hosts for the rest).
+    /// `migrate plan` refuses what the run would refuse before its first write: a source
+    /// address an EndpointSlice cannot hold (names resolved as the run resolves them), and a
+    /// source that has no quorum to move from (no member leads one, or a standalone source does
+    /// not answer).
     pub async fn migrate_plan(&self, m: &Migration) -> Result<MigratePlan, EngineError> {
         let live = self.target.read().await?;
-        self.plan_migration(&live, m).await
+        let plan = self.plan_migration(&live, m).await?;
+        for id in &plan.order {
+            if let Some(src) = m.layout.source(*id) {
+                host_backend(src).await?;
+            }
+        }
+        if plan.leader.is_none() && !plan.order.is_empty() {
+            let standalone_serves = match (m.layout.standalone, m.layout.sources.first()) {
+                (true, Some(src)) => matches!(
+                    zk::observe_tcp(
+                        src.id,
+                        &src.client_addr(),
+                        zk::Timeouts::default().within(self.opts.timeout)
+                    )
+                    .await
+                    .probe,
+                    Probe::Serving { .. }
+                ),
+                _ => false,
+            };
+            if !standalone_serves {
+                return Err(EngineError::Refused(format!(
+                    "no source member leads a quorum (none answers as leader at {}): the \
+                     migration would be refused; start the source ensemble (or give the right \
+                     addresses) first",
+                    m.layout
+                        .sources
+                        .iter()
+                        .map(Source::client_addr)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        Ok(plan)
     }
 
     /// [`Engine::migrate_plan`] from `live`, read by the caller.
@@ -111,13 +141,13 @@ impl Engine<'_> {
         let plan = self.plan_migration(&live, m).await?;
         let under_way = live
             .operation()
-            .and_then(|op| serde_json::from_str::<Operation>(op).ok())
+            .and_then(super::annotation::parse_operation::<super::annotation::MigrateOp>)
             .map(|op| op.migrate);
         if live.operation().is_some() && under_way.is_none() {
             return Err(EngineError::Refused(format!(
                 "{} has another operation under way ({}): finish it first",
                 self.statefulset(),
-                live.operation().unwrap_or_default()
+                super::annotation::shown(live.operation().unwrap_or_default())
             )));
         }
         // Members whose Services are in place; the sources still out there are asked directly.
@@ -289,9 +319,13 @@ impl Engine<'_> {
         self.target.set_operation(&op).await?;
         self.wrote();
         let serving = matches!(
-            zk::observe_tcp(id, &src.client_addr(), zk::Timeouts::default())
-                .await
-                .probe,
+            zk::observe_tcp(
+                id,
+                &src.client_addr(),
+                zk::Timeouts::default().within(self.opts.timeout)
+            )
+            .await
+            .probe,
             Probe::Serving { .. }
         );
         if serving {
@@ -361,7 +395,7 @@ impl Engine<'_> {
         if live.replicas() >= 2 {
             return Ok(());
         }
-        let timeouts = zk::Timeouts::default();
+        let timeouts = zk::Timeouts::default().within(self.opts.timeout);
         let mode = |o: zk::MemberObservation| match o.probe {
             Probe::Serving { srvr, .. } => Some((srvr.mode, srvr.node_count, srvr.zxid)),
             _ => None,
@@ -623,9 +657,9 @@ impl Engine<'_> {
             });
             return Ok(());
         };
-        let cmd = t
-            .replace("{id}", &src.id.to_string())
-            .replace("{host}", &src.host);
+        // The values are shell-quoted by `plan::migrate::source_command` (the host was checked
+        // by `check_host` when it was read): nothing from outside runs as shell syntax.
+        let cmd = crate::plan::migrate::source_command(t, src);
         self.emit(Event::Action {
             description: format!("{verb} server {} on {}: {cmd}", src.id, src.host),
         });
@@ -712,7 +746,7 @@ impl Engine<'_> {
 
     /// Every member asked once: pods for the moved ids, hosts for the rest.
     async fn look_all(&self, live: &Live, layout: &Layout) -> Vec<zk::MemberObservation> {
-        let timeouts = zk::Timeouts::default();
+        let timeouts = zk::Timeouts::default().within(self.opts.timeout);
         let futs = layout.ids.iter().map(|&id| async move {
             let ordinal = layout.ordinal(id);
             match layout.source(id) {
@@ -742,7 +776,12 @@ impl Engine<'_> {
         let mut wrong = Vec::new();
         for &id in order {
             let src = layout.source(id).expect("planned ids are sources");
-            match zk::server_list_tcp(&src.client_addr(), zk::Timeouts::default()).await {
+            match zk::server_list_tcp(
+                &src.client_addr(),
+                zk::Timeouts::default().within(self.opts.timeout),
+            )
+            .await
+            {
                 Ok(list) => {
                     if let Err(e) = layout.check_source_list(id, &list) {
                         wrong.push(e);

@@ -17,6 +17,7 @@
 //! - [`status`]: the rows of `kubectl zkscale status`;
 //! - [`event`]: what a run reports; [`error`]: how it ends when it does not succeed.
 
+pub mod annotation;
 pub mod conditions;
 pub mod error;
 pub mod event;
@@ -425,4 +426,13 @@ impl<'p> Engine<'p> {
         }
         self.run(target, first).await
     }
+}
+
+/// An ordinal as the StatefulSet controller writes it in a pod's name: decimal digits, no sign,
+/// no leading zero (except `0` itself).
+pub fn plain_ordinal(o: &str) -> bool {
+    !o.is_empty()
+        && o.len() <= 10
+        && o.bytes().all(|b| b.is_ascii_digit())
+        && (o == "0" || !o.starts_with('0'))
 }

@@ -13,8 +13,6 @@
 //! A run killed after the deletions finds the annotation naming a claim that no longer exists
 //! and carries on with the waits rather than deleting the new, empty claim again.
 
-use serde::Deserialize;
-
 use crate::plan::rebuild::{rebuild_order, Rebuild};
 use crate::plan::{Expect, PlanError};
 use crate::zk::Verdict;
@@ -22,13 +20,6 @@ use crate::zk::Verdict;
 use super::conditions;
 use super::wait::{Check, Condition, Kind};
 use super::{Engine, EngineError, Event, REFUSE_AFTER};
-
-/// What the operation annotation says while a member is rebuilt.
-#[derive(Deserialize)]
-struct Operation {
-    rebuild: String,
-    claim: String,
-}
 
 impl Engine<'_> {
     /// The members in `pods` in the order they would be rebuilt, from one look (transient
@@ -162,7 +153,7 @@ impl Engine<'_> {
         let current = live.claim_uids.get(&r.ordinal).cloned();
         let earlier = live
             .operation()
-            .and_then(|op| serde_json::from_str::<Operation>(op).ok())
+            .and_then(super::annotation::parse_operation::<super::annotation::RebuildOp>)
             .filter(|op| op.rebuild == pod && Some(&op.claim) != current.as_ref());
         let old_claim = match (earlier, current) {
             // An earlier run deleted the claim: what is there now is the new one, or none yet.
@@ -228,8 +219,9 @@ impl Engine<'_> {
             .map(|p| {
                 let name = p.strip_prefix("pod/").unwrap_or(p);
                 name.strip_prefix(&prefix)
-                    // The controller spells ordinals without leading zeros.
-                    .filter(|o| *o == "0" || !o.starts_with('0'))
+                    // The controller spells ordinals with digits only (no sign: `str::parse`
+                    // takes `+1`) and without leading zeros.
+                    .filter(|o| crate::engine::plain_ordinal(o))
                     .and_then(|o| o.parse::<u32>().ok())
                     .ok_or_else(|| {
                         EngineError::Refused(format!(

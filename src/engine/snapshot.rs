@@ -274,7 +274,7 @@ impl Engine<'_> {
         let live = self.target.read().await?;
         let mut snap = Snapshot::of(live, self.target.name())?;
         if members {
-            let timeouts = zk::Timeouts::default();
+            let timeouts = zk::Timeouts::default().within(self.opts.timeout);
             let futs = snap.live.pods.values().map(|pod| {
                 let id = snap.pod_id(pod);
                 async move {
@@ -340,7 +340,8 @@ impl Engine<'_> {
             .await
             .map_err(|e| e.to_string())?;
         let addr = tunnel.addr();
-        let wait = zk::Timeouts::default().connect + std::time::Duration::from_secs(5);
+        let wait = (zk::Timeouts::default().connect + std::time::Duration::from_secs(5))
+            .min(self.opts.timeout);
         let (client, refused) = match session::connect(addr, identity.as_ref(), wait).await {
             Ok(c) => (c, None),
             // A wrong password ends the session: ask the rest anonymously, and say why.

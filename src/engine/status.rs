@@ -91,7 +91,7 @@ impl Engine<'_> {
             servers: snap.live.zk.servers_env.clone(),
             members,
             verdict,
-            operation: snap.live.operation().map(str::to_string),
+            operation: snap.live.operation().map(super::annotation::shown),
             guard: crate::guard::coverage(self.target.client(), self.namespace()).await,
             membership: match &snap.config {
                 Some(Ok(look)) => super::method::describe(

@@ -151,6 +151,11 @@ pub enum ManifestError {
     /// Writing the rewritten document failed, or its text did not read back as the same value.
     #[error("{doc}: cannot re-serialize the rewritten document: {reason}")]
     Emit { doc: Box<DocRef>, reason: String },
+    /// A StatefulSet document uses YAML merge keys: Kubernetes (YAML 1.1) merges them, the
+    /// parser here (YAML 1.2) keeps `<<` as a key, so its size, labels or server list could be
+    /// read wrong. Refused rather than resolved (see `Stream::find_zookeepers`).
+    #[error("{doc}: uses a YAML merge key (`<<`), which Kubernetes resolves and zkscale does not: its size or server list could be misread. Write the merged keys out in the chart")]
+    MergeKey { doc: Box<DocRef> },
 }
 
 impl ManifestError {
@@ -171,6 +176,7 @@ impl ManifestError {
             | ManifestError::AnnotationChanged { doc }
             | ManifestError::AmbiguousScalar { doc, .. }
             | ManifestError::Emit { doc, .. }
+            | ManifestError::MergeKey { doc }
             | ManifestError::BigInteger { doc }
             | ManifestError::InList { doc, .. } => doc,
             ManifestError::DuplicateStatefulSet { second, .. } => second,

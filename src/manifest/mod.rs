@@ -385,6 +385,16 @@ impl<'a> Stream<'a> {
         for doc in &self.docs {
             let Some(value) = doc.value() else { continue };
             let index = doc.index();
+            // Merge keys are refused, not resolved: kubectl's resolution (YAML 1.1, go-yaml)
+            // has rules of its own (precedence of explicit keys, sequences of maps), and a
+            // check that reads the size wrong is worse than none. A document whose kind is a
+            // StatefulSet, or could come from a merge, is refused before it is looked into.
+            let statefulset_or_unknown = matches!(doc.kind(), Some("StatefulSet") | None);
+            if statefulset_or_unknown && has_merge_key(value) {
+                return Err(ManifestError::MergeKey {
+                    doc: self.doc_ref(index).into(),
+                });
+            }
             match zookeeper::inspect(index, value, || self.doc_ref(index))? {
                 zookeeper::Found::StatefulSet(sts) => zookeepers.push(*sts),
                 zookeeper::Found::Scripts(cm) => scripts.push(cm),
@@ -653,6 +663,19 @@ fn parse_all(
         }
         Ok(out)
     })
+}
+
+/// Whether a `<<` key appears anywhere in `v` (a YAML 1.1 merge key, kept as a plain key by the
+/// YAML 1.2 parser).
+fn has_merge_key(v: &Value) -> bool {
+    match v {
+        Value::Mapping(m) => m
+            .iter()
+            .any(|(k, v)| k.as_str() == Some("<<") || has_merge_key(v)),
+        Value::Sequence(s) => s.iter().any(has_merge_key),
+        Value::Tagged(t) => has_merge_key(&t.value),
+        _ => false,
+    }
 }
 
 fn strip_bom(text: &str) -> &str {

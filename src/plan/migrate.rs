@@ -14,11 +14,11 @@
 //! it stands, and the plan says how many to expect.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use serde::Serialize;
 
-use super::{quorum, PlanError};
+use super::{quorum, PlanError, MAX_ENSEMBLE};
 use crate::model::{Member, Role, ServerList};
 
 /// The ports of a member's Service, as the chart's pods listen: client, quorum, election.
@@ -44,10 +44,15 @@ pub struct Source {
 impl Source {
     /// `host:port` of its client port, where zkscale asks it `srvr` and `mntr`.
     pub fn client_addr(&self) -> String {
+        self.client_addr_of(self.client_port)
+    }
+
+    /// `host:port` (an IPv6 host in brackets, once).
+    pub fn client_addr_of(&self, port: u16) -> String {
         if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.client_port)
+            format!("[{}]:{port}", self.host)
         } else {
-            format!("{}:{}", self.host, self.client_port)
+            format!("{}:{port}", self.host)
         }
     }
 }
@@ -74,12 +79,121 @@ pub fn service_name(statefulset: &str, id: u32) -> String {
     format!("{statefulset}-member-{id}")
 }
 
+/// The highest server id a migration takes: ZooKeeper documents ids 1 to 255 (a session id
+/// carries its server's id in its top byte, so larger ids give colliding session ids).
+pub const MAX_SERVER_ID: u32 = 255;
+
+/// A number written with decimal digits only: no sign, no blank, no leading zero (except `0`
+/// itself). `str::parse` takes `+1`, which is not what anyone types on purpose.
+fn plain_number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let ok = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit())
+        && (s == "0" || !s.starts_with('0'))
+        && s.len() <= 10;
+    ok.then(|| s.parse().ok()).flatten()
+}
+
+/// A server id from 1 to [`MAX_SERVER_ID`].
+fn server_id(s: &str) -> Result<u32, String> {
+    plain_number::<u32>(s)
+        .filter(|i| (1..=MAX_SERVER_ID).contains(i))
+        .ok_or_else(|| format!("the id `{s}` is not a number from 1 to {MAX_SERVER_ID}"))
+}
+
+/// A TCP port from 1 to 65535, digits only.
+fn port(s: &str) -> Result<u16, String> {
+    plain_number::<u16>(s)
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("`{s}` is not a port from 1 to 65535"))
+}
+
+/// Checks a source member's host: an RFC 1123 DNS name (labels of letters, digits and `-`, not
+/// starting or ending with `-`, at most 63 characters each and 253 in all; a last label that is
+/// not all digits) or an IP literal (IPv6 without brackets or zone). This is what makes a host
+/// safe where it goes: into `--stop-cmd`/`--start-cmd` (no shell metacharacter, no leading `-`
+/// that ssh would read as an option; [`shell_quote`] quotes it as well), into an
+/// EndpointSlice, a Service's message and the log. Every source host passes through here
+/// ([`parse_from`], [`sources_from_zoo_cfg`], [`Layout::new`]).
+pub fn check_host(host: &str) -> Result<(), String> {
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let shown: String = host
+        .chars()
+        .take(80)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    let bad = |why: &str| Err(format!("host `{shown}` {why}"));
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() {
+        return bad("is empty");
+    }
+    if host.len() > 253 {
+        return bad("is longer than 253 characters");
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    for l in &labels {
+        if l.is_empty() || l.len() > 63 {
+            return bad("is not a DNS name (a label is empty or longer than 63 characters)");
+        }
+        if !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return bad(
+                "is neither a DNS name (RFC 1123: letters, digits, `-` and `.`) nor an IP address",
+            );
+        }
+        if l.starts_with('-') || l.ends_with('-') {
+            return bad("is not a DNS name (a label starts or ends with `-`)");
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return bad("is not an IP address (and a DNS name does not end in a number)");
+    }
+    Ok(())
+}
+
+/// `s` as one word for `sh -c`: in single quotes, each `'` written `'\''`. The one function
+/// that makes a value safe in a `--stop-cmd`/`--start-cmd` (see [`source_command`]).
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The command line for `template` (`--stop-cmd`/`--start-cmd`) and `src`: `{id}` and `{host}`
+/// replaced by the values, each shell-quoted ([`shell_quote`]; the host was checked by
+/// [`check_host`] as it was read). Replaced in one pass, so a value is never read as a
+/// placeholder.
+pub fn source_command(template: &str, src: &Source) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("{id}") {
+            out.push_str(&shell_quote(&src.id.to_string()));
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("{host}") {
+            out.push_str(&shell_quote(&src.host));
+            rest = t;
+        } else {
+            out.push('{');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Sources from `--from` entries `id=host:quorumPort:electionPort[:clientPort]` (several per
-/// argument with `,`).
+/// argument with `,`; an IPv6 host in brackets). Every value is checked here, before any
+/// cluster call: ids ([`server_id`]), hosts ([`check_host`]), ports.
 pub fn parse_from(entries: &[String]) -> Result<Vec<Source>, PlanError> {
     let bad = |e: &str, why: &str| {
         PlanError::Migrate(format!(
-            "--from `{e}`: {why} (expected id=host:quorumPort:electionPort[:clientPort])"
+            "--from `{}`: {why} (expected id=host:quorumPort:electionPort[:clientPort])",
+            e.escape_debug()
         ))
     };
     let mut out = Vec::new();
@@ -88,18 +202,15 @@ pub fn parse_from(entries: &[String]) -> Result<Vec<Source>, PlanError> {
             continue;
         }
         let (id, addr) = e.split_once('=').ok_or_else(|| bad(e, "no `=`"))?;
-        let id: u32 = id
-            .trim()
-            .parse()
-            .ok()
-            .filter(|i| *i > 0)
-            .ok_or_else(|| bad(e, "the id is not a number from 1"))?;
+        let id = server_id(id.trim()).map_err(|w| bad(e, &w))?;
         // An IPv6 host in brackets: [::1]:2888:3888
         let (host, rest) = match addr.strip_prefix('[') {
-            Some(r) => r
-                .split_once("]:")
-                .map(|(h, p)| (h.to_string(), p))
-                .ok_or_else(|| bad(e, "unclosed `[`"))?,
+            Some(r) => {
+                let (h, p) = r.split_once("]:").ok_or_else(|| bad(e, "unclosed `[`"))?;
+                h.parse::<Ipv6Addr>()
+                    .map_err(|_| bad(e, "only an IPv6 address goes in brackets"))?;
+                (h.to_string(), p)
+            }
             None => addr
                 .split_once(':')
                 .map(|(h, p)| (h.to_string(), p))
@@ -108,11 +219,12 @@ pub fn parse_from(entries: &[String]) -> Result<Vec<Source>, PlanError> {
         if host.is_empty() {
             return Err(bad(e, "empty host"));
         }
+        check_host(&host).map_err(|w| bad(e, &w))?;
         let ports: Vec<u16> = rest
             .split(':')
-            .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0))
-            .collect::<Option<_>>()
-            .ok_or_else(|| bad(e, "a port is not a number from 1 to 65535"))?;
+            .map(port)
+            .collect::<Result<_, _>>()
+            .map_err(|w| bad(e, &w))?;
         let (q, el, c) = match ports.as_slice() {
             [q, el] => (*q, *el, PORTS[0].1),
             [q, el, c] => (*q, *el, *c),
@@ -130,23 +242,31 @@ pub fn parse_from(entries: &[String]) -> Result<Vec<Source>, PlanError> {
     Ok(out)
 }
 
-/// Applies `--host-ip ID=IP` entries (several per argument with `,`) to `sources`.
+/// Applies `--host-ip ID=IP` entries (several per argument with `,`) to `sources`: each id once,
+/// each address one an EndpointSlice can hold ([`endpoint_refusal`]).
 pub fn with_cluster_ips(
     mut sources: Vec<Source>,
     entries: &[String],
 ) -> Result<Vec<Source>, PlanError> {
+    let mut seen = BTreeSet::new();
     for e in entries.iter().flat_map(|a| a.split(',')).map(str::trim) {
         if e.is_empty() {
             continue;
         }
+        let shown = e.escape_debug().to_string();
         let bad =
-            |why: &str| PlanError::Migrate(format!("--host-ip `{e}`: {why} (expected ID=IP)"));
+            |why: &str| PlanError::Migrate(format!("--host-ip `{shown}`: {why} (expected ID=IP)"));
         let (id, ip) = e.split_once('=').ok_or_else(|| bad("no `=`"))?;
-        let id: u32 = id
-            .trim()
-            .parse()
-            .map_err(|_| bad("the id is not a number"))?;
+        let id = server_id(id.trim()).map_err(|w| bad(&w))?;
+        if !seen.insert(id) {
+            return Err(bad(&format!("server {id} is given twice")));
+        }
         let ip: IpAddr = ip.trim().parse().map_err(|_| bad("not an IP address"))?;
+        if let Some(what) = endpoint_refusal(ip) {
+            return Err(bad(&format!(
+                "{ip} is {what}, which an EndpointSlice cannot hold (nor a pod reach)"
+            )));
+        }
         let s = sources
             .iter_mut()
             .find(|s| s.id == id)
@@ -154,6 +274,67 @@ pub fn with_cluster_ips(
         s.cluster_ip = Some(ip);
     }
     Ok(sources)
+}
+
+/// What is wrong with the sources as given, before any cluster call: at most [`MAX_ENSEMBLE`]
+/// members (the planner's own cap: zkscale could not scale a larger ensemble afterwards),
+/// unique ids, unique addresses (two ids on one `host:port` would be one server), valid hosts,
+/// and an address an EndpointSlice can hold wherever it is already known (`--host-ip`, or the
+/// host when it is an IP literal; a name is resolved by the run, and by `migrate plan`).
+pub fn check_sources(sources: &[Source]) -> Result<(), PlanError> {
+    let refuse = |why: String| Err(PlanError::Migrate(why));
+    if sources.len() > MAX_ENSEMBLE as usize {
+        return refuse(format!(
+            "{} source members: zkscale manages ensembles of at most {MAX_ENSEMBLE}",
+            sources.len()
+        ));
+    }
+    let mut ids = BTreeSet::new();
+    let mut addrs = std::collections::BTreeMap::new();
+    for s in sources {
+        if !ids.insert(s.id) {
+            return refuse(format!("server id {} is given twice", s.id));
+        }
+        if !(1..=MAX_SERVER_ID).contains(&s.id) {
+            return refuse(format!(
+                "server id {} is not from 1 to {MAX_SERVER_ID}",
+                s.id
+            ));
+        }
+        check_host(&s.host).map_err(PlanError::Migrate)?;
+        let host = match s.host.parse::<IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => s.host.trim_end_matches('.').to_ascii_lowercase(),
+        };
+        for (what, p) in [
+            ("quorum", s.quorum_port),
+            ("election", s.election_port),
+            ("client", s.client_port),
+        ] {
+            if let Some((other, other_what)) = addrs.insert((host.clone(), p), (s.id, what)) {
+                if other != s.id || other_what != what {
+                    return refuse(format!(
+                        "server {} ({what} port) and server {other} ({other_what} port) have the                          same address {}: every member needs its own",
+                        s.id,
+                        s.client_addr_of(p)
+                    ));
+                }
+            }
+        }
+        if let Some(ip) = s.cluster_ip {
+            if let Some(what) = endpoint_refusal(ip) {
+                return refuse(format!("server {}'s --host-ip {ip} is {what}", s.id));
+            }
+        } else if let Ok(ip) = s.host.parse::<IpAddr>() {
+            if let Some(what) = endpoint_refusal(ip) {
+                return refuse(format!(
+                    "server {}'s address {ip} is {what}, which an EndpointSlice cannot hold                      (nor a pod reach): give the address the cluster reaches that host at with                      --host-ip {}=<IP>",
+                    s.id, s.id
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why the API server would refuse `ip` in an EndpointSlice (and the cluster could not reach
@@ -174,44 +355,67 @@ pub fn endpoint_refusal(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// The most of a `--from-zoo-cfg` file that is read (a zoo.cfg is a few hundred bytes; more is
+/// not a zoo.cfg, and `/dev/zero` would never end).
+pub const MAX_ZOO_CFG: u64 = 1 << 20;
+
 /// Sources from a zoo.cfg: its `server.N=` lines, the client port from each line's `;[addr:]port`
-/// or else the file's `clientPort`.
+/// or else the file's `clientPort` (the last one, as Java's `Properties` reads it; one that is
+/// not a port is refused, not defaulted). Hosts as ZooKeeper reads them: `[fd00::1]` is the
+/// IPv6 address `fd00::1` (the image's `::` rule is about `ZOO_SERVERS`, not zoo.cfg); each is
+/// checked by [`check_host`].
 pub fn sources_from_zoo_cfg(text: &str) -> Result<Vec<Source>, PlanError> {
     let list = ServerList::parse_zoo_cfg(text)?;
-    let default_client = text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("clientPort="))
-        .find_map(|v| v.trim().parse::<u16>().ok())
-        .unwrap_or(PORTS[0].1);
-    list.members()
+    let mut default_client = PORTS[0].1;
+    for l in text.lines() {
+        let l = l.trim();
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        if k.trim() == "clientPort" {
+            default_client = port(v.trim())
+                .map_err(|w| PlanError::Migrate(format!("zoo.cfg `{}`: {w}", l.escape_debug())))?;
+        }
+    }
+    let sources: Vec<Source> = list
+        .members()
         .iter()
         .map(|m| {
+            let bad = |why: String| PlanError::Migrate(format!("server.{}: {why}", m.id));
             if m.role == Some(Role::Observer) {
-                return Err(PlanError::Migrate(format!(
-                    "server.{} is an observer: only participants are migrated",
-                    m.id
-                )));
+                return Err(bad("an observer: only participants are migrated".into()));
             }
+            if m.id > MAX_SERVER_ID {
+                return Err(bad(format!("ids go from 1 to {MAX_SERVER_ID}")));
+            }
+            let host = match m.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                Some(h) => {
+                    h.parse::<Ipv6Addr>().map_err(|_| {
+                        bad(format!("only an IPv6 address goes in brackets, not `{h}`"))
+                    })?;
+                    h.to_string()
+                }
+                None => m.host.clone(),
+            };
+            check_host(&host).map_err(bad)?;
             let client_port = match &m.client {
-                Some(c) => c
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| p.trim().parse().ok())
-                    .ok_or_else(|| {
-                        PlanError::Migrate(format!("server.{}: client part `{c}`", m.id))
-                    })?,
+                Some(c) => {
+                    let p = c.trim().rsplit(':').next().unwrap_or_default();
+                    port(p).map_err(|w| bad(format!("client part `{}`: {w}", c.escape_debug())))?
+                }
                 None => default_client,
             };
             Ok(Source {
                 id: m.id,
-                host: m.host.clone(),
+                host,
                 quorum_port: m.peer_port,
                 election_port: m.election_port,
                 client_port,
                 cluster_ip: None,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(sources)
 }
 
 /// The source ensemble and the StatefulSet it moves into.
@@ -240,6 +444,7 @@ impl Layout {
         cluster_domain: &str,
     ) -> Result<Layout, PlanError> {
         let refuse = |why: String| Err(PlanError::Migrate(why));
+        check_sources(&sources)?;
         sources.sort_by_key(|s| s.id);
         let ids: Vec<u32> = sources.iter().map(|s| s.id).collect();
         if ids.iter().collect::<BTreeSet<_>>().len() != ids.len() {
@@ -603,13 +808,156 @@ mod tests {
     }
 
     #[test]
+    fn hosts_are_dns_names_or_ip_literals() {
+        for ok in [
+            "h1",
+            "zk-1.example.com",
+            "zk-1.example.com.",
+            "10.0.0.1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "a1",
+            &format!("{}.b", "a".repeat(63)),
+        ] {
+            assert_eq!(check_host(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "$(touch${IFS}/tmp/x)",
+            "-oProxyCommand=x",
+            "h1;id",
+            "h1 h2",
+            "h`id`",
+            "h'x",
+            "h\nx",
+            "h\n",
+            "a..b",
+            ".a",
+            "-a",
+            "a-",
+            "a_b",
+            "1.2.3",
+            "999.1.1.1",
+            "010.0.0.1",
+            "fe80::1%eth0",
+            "[fd00::1]",
+            "",
+            ".",
+            &"a".repeat(64),
+            &format!("{}.b", "a.".repeat(130)),
+        ] {
+            assert!(check_host(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn commands_get_quoted_values_in_one_pass() {
+        let src = Source {
+            id: 2,
+            host: "h2".into(),
+            quorum_port: 2888,
+            election_port: 3888,
+            client_port: 2181,
+            cluster_ip: None,
+        };
+        assert_eq!(
+            source_command("ssh {host} sudo systemctl stop zk@{id} {x} {", &src),
+            "ssh 'h2' sudo systemctl stop zk@'2' {x} {"
+        );
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+        // Whatever a value holds, `sh` reads it back as one word, unchanged.
+        for v in ["$(id)", "a'b", "`x`", "-o x", "a\"b", "' ; id ; '"] {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &format!("printf %s {}", shell_quote(v))])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), v);
+        }
+    }
+
+    #[test]
+    fn input_is_refused_before_any_cluster_call() {
+        let from = |e: &str| parse_from(&[e.to_string()]);
+        for (bad, why) in [
+            ("1=$(touch${IFS}/tmp/x):2888:3888", "neither a DNS name"),
+            ("1=-oProxyCommand:2888:3888", "starts or ends with `-`"),
+            ("+1=h:2888:3888", "not a number"),
+            ("01=h:2888:3888", "not a number"),
+            ("256=h:2888:3888", "from 1 to 255"),
+            ("1=h:+2888:3888", "not a port"),
+            ("1=[h1]:2888:3888", "only an IPv6 address"),
+            ("1=fd00::1:2888:3888", "not a port"),
+        ] {
+            let e = from(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let two = parse_from(&["1=10.1.0.1:2888:3888,2=10.1.0.2:2888:3888".into()]).unwrap();
+        let e = with_cluster_ips(two.clone(), &["1=198.18.0.1,1=198.18.0.2".into()]);
+        assert!(e.unwrap_err().to_string().contains("given twice"));
+        let e = with_cluster_ips(two.clone(), &["1=127.0.0.1".into()]);
+        assert!(e.unwrap_err().to_string().contains("loopback"));
+        // What `migrate plan` used to accept and the run refused.
+        for (entries, why) in [
+            (
+                "1=127.0.0.1:2888:3888,2=h:2888:3888,3=i:2888:3888",
+                "--host-ip 1=<IP>",
+            ),
+            (
+                "1=169.254.0.1:2888:3888,2=h:2888:3888,3=i:2888:3888",
+                "link-local",
+            ),
+            (
+                "1=0.0.0.0:2888:3888,2=h:2888:3888,3=i:2888:3888",
+                "unspecified",
+            ),
+            ("1=h:2888:3888,2=H.:2888:3888,3=i:2888:3888", "same address"),
+            ("1=h:2888:3888:2181,2=i:2181:3888,3=j:2888:3888", "2"),
+        ] {
+            let s = parse_from(&[entries.into()]).unwrap();
+            let e = check_sources(&s).unwrap_err().to_string();
+            assert!(e.contains(why), "{entries}: {e}");
+        }
+        let same_host_other_ports =
+            parse_from(&["1=h:2888:3888:2181,2=h:2889:3889:2182,3=h:2890:3890:2183".into()])
+                .unwrap();
+        assert_eq!(check_sources(&same_host_other_ports), Ok(()));
+        let many: Vec<String> = (1..=16).map(|i| format!("{i}=h{i}:2888:3888")).collect();
+        let e = check_sources(&parse_from(&many).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("at most 15"), "{e}");
+    }
+
+    #[test]
+    fn zoo_cfg_sources_as_zookeeper_reads_them() {
+        let cfg = "clientPort=2191\nserver.1=[fd00::1]:2888:3888\n\
+                   server.2=[fd00::2]:2888:3888:participant;[fd00::2]:2182\nserver.3=h3:2888:3888\n";
+        let s = sources_from_zoo_cfg(cfg).unwrap();
+        assert_eq!(s[0].host, "fd00::1");
+        assert_eq!(s[0].client_addr(), "[fd00::1]:2191");
+        assert_eq!(s[1].client_addr(), "[fd00::2]:2182");
+        assert_eq!(s[2].client_addr(), "h3:2191");
+        for (bad, why) in [
+            (
+                "clientPort=0x99\nserver.1=a:2888:3888\n",
+                "`0x99` is not a port",
+            ),
+            ("server.1=fd00::1:2888:3888\n", "goes in brackets"),
+            ("server.1=[h1]:2888:3888\n", "only an IPv6 address"),
+            ("server.1=$(id):2888:3888\n", "neither a DNS name"),
+            ("server.1=a:2888:3888;x\n", "not a port"),
+            ("server.300=a:2888:3888\n", "1 to 255"),
+        ] {
+            let e = sources_from_zoo_cfg(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn layout_refuses_what_cannot_move() {
         for (ids, why) in [
             (&[][..], "no source"),
             (&[2][..], "id 3 or more"),
             (&[1, 2][..], "grow the source to 3"),
             (&[1, 2, 4][..], "gap after 2"),
-            (&[1, 1, 2][..], "not unique"),
+            (&[1, 1, 2][..], "given twice"),
         ] {
             let e = layout(ids).unwrap_err().to_string();
             assert!(e.contains(why), "{ids:?}: {e}");

@@ -31,8 +31,11 @@ impl PostRenderReporter {
         let path = match log_file {
             Some(p) if p.as_os_str() == "-" => None,
             Some(p) => Some(p),
+            // The XDG spec: an empty or relative XDG_STATE_HOME is ignored (an empty one would
+            // put the log in whatever directory helm runs in).
             None => std::env::var_os("XDG_STATE_HOME")
                 .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
                 .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))
                 .map(|d| d.join("zkscale/post-render.log")),
         };
@@ -43,10 +46,23 @@ impl PostRenderReporter {
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
                 .and_then(|_| {
+                    // Non-blocking: a FIFO with no reader would otherwise hang the post-renderer
+                    // (and Helm) at the open; one with a reader is refused below, since a reader
+                    // that stops reading would hang it at a write.
+                    use std::os::unix::fs::OpenOptionsExt;
                     std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
+                        .custom_flags(libc::O_NONBLOCK)
                         .open(&p)
+                })
+                .and_then(|f| {
+                    use std::os::unix::fs::FileTypeExt;
+                    if f.metadata()?.file_type().is_fifo() {
+                        Err(std::io::Error::other("a FIFO, not a file"))
+                    } else {
+                        Ok(f)
+                    }
                 });
             match opened {
                 Ok(f) => {

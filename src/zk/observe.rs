@@ -28,6 +28,16 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// These, each no longer than `limit` (`--timeout`: a look never outlasts it).
+    pub fn within(self, limit: Duration) -> Timeouts {
+        Timeouts {
+            connect: self.connect.min(limit),
+            read: self.read.min(limit),
+        }
+    }
+}
+
 /// Observes one member: `srvr` and `mntr` at once, each on a fresh stream from `connect`
 /// (ZooKeeper closes the connection after each word; asking both together halves the time a
 /// look takes through a port-forward, and leaves less time for the member to change role
