@@ -69,6 +69,9 @@ pub fn print_migrate_plan(p: &crate::plan::migrate::MigratePlan) {
     for line in &p.source_lines {
         out!("  {line}");
     }
+    if let Some(advice) = &p.network_policy {
+        out!("{advice}");
+    }
 }
 
 pub fn print_plan(p: &crate::plan::Plan) {
