@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::bed::Bed;
 use support::chart::*;
-use support::cli::{kill_at, run, zkscale};
+use support::cli::{kill_at, run, service_account, zkscale, zkscale_with};
 use support::guard::Guard;
 use support::helm::{text as helm_text, Helm};
 use support::sources::{wait_resolves, Sources};
@@ -245,7 +245,7 @@ fn migrate_cmd<'a>(src: &'a Sources, from: &'a str) -> Vec<String> {
 /// Runs zkscale with `args` and `-o json` while a client writes to `addrs()`: its output, how
 /// long it took, and what the writer saw (2 s of writes before and after the run).
 async fn run_writing(
-    bed: &Bed,
+    kubeconfig: &std::path::Path,
     ns: &str,
     addrs: impl Fn() -> Vec<String> + Send + 'static,
     args: &[String],
@@ -255,7 +255,7 @@ async fn run_writing(
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(["-o", "json"]);
     let started = std::time::Instant::now();
-    let out = run(zkscale(bed, ns, &args));
+    let out = run(zkscale_with(kubeconfig, ns, &args));
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     (out, took, w.stop())
@@ -353,7 +353,14 @@ async fn migrate_n(n: u32) {
     };
     let mut args = migrate_cmd(&src, &from);
     args[1] = from_flag.into();
-    let (out, took, report) = run_writing(&bed, ns, addrs, &args).await;
+    // The 3-member move runs as a ServiceAccount bound to exactly the documented Roles (the
+    // minimal one and what a migration adds).
+    let kubeconfig = if n == 3 {
+        service_account(&bed, ns, &["role.yaml", "role-migrate.yaml"])
+    } else {
+        bed.kubeconfig.clone()
+    };
+    let (out, took, report) = run_writing(&kubeconfig, ns, addrs, &args).await;
     assert_eq!(out.status.code(), Some(0), "{}", src.log_tails());
     assert!(
         json_events(&out.stdout)
@@ -692,7 +699,8 @@ async fn e2e_migrate_a_standalone_source() {
             a
         }
     };
-    let (out, took, report) = run_writing(&bed, ns, addrs, &migrate_cmd(&src, &from)).await;
+    let (out, took, report) =
+        run_writing(&bed.kubeconfig, ns, addrs, &migrate_cmd(&src, &from)).await;
     assert_eq!(out.status.code(), Some(0), "{}", src.log_tails());
     let v = wait_healthy(&bed, ns, 3).await;
     assert_eq!(znodes_on_each_member(&bed, ns, 3).await, vec![200; 3]);
