@@ -557,8 +557,14 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
     let ns = ns.name.as_str();
     install_empty_release(&bed, ns);
     // The guard refuses every other client's replica change that the list does not follow;
-    // a migration's steps are let through by its override, set in each of them.
-    let _guard = Guard::install(&bed, ns, "Deny");
+    // a migration's steps are let through by its override, set in each of them: the name the
+    // installed guard honours, here a custom one (the policy is read for it).
+    let _guard = Guard::install_with(
+        &bed,
+        ns,
+        "Deny",
+        &["overrideAnnotation=example.com/zk-force"],
+    );
     let out = bed.kubectl_try(&["scale", "sts", STS, "-n", ns, "--replicas=1"]);
     assert!(
         out.is_err_and(|e| e.contains("zkscale guard")),

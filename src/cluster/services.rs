@@ -217,7 +217,9 @@ impl Target {
         );
         let mut annotations = serde_json::Map::new();
         annotations.insert(OPERATION_ANNOTATION.into(), json!(operation));
-        annotations.insert(crate::guard::OVERRIDE_ANNOTATION.into(), json!(reason));
+        // The installed guard's own override name (a custom `overrideAnnotation` included).
+        let key = crate::guard::override_annotation(&self.client).await;
+        annotations.insert(key, json!(reason));
         let env = [
             ("ZOO_SERVERS", servers_env),
             ("ZOO_LISTEN_ALLIPS_ENABLED", "yes"),
