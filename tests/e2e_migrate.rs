@@ -616,6 +616,27 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
         "source 2 started again once"
     );
     assert_eq!(sts_field(&bed, ns, ".spec.replicas"), "1");
+    // `status` has a row for each member still on its host, saying where.
+    let out = run(zkscale(&bed, ns, &["status", "-o", "json"]));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = status["members"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{status}");
+    for id in [2u32, 3] {
+        let row = rows
+            .iter()
+            .find(|m| m["server_id"] == id)
+            .unwrap_or_else(|| panic!("no row for server {id}: {status}"));
+        let ip = src
+            .host_ip_arg()
+            .split(',')
+            .find_map(|e| e.strip_prefix(&format!("{id}=")).map(str::to_string))
+            .unwrap();
+        assert_eq!(
+            row["location"],
+            format!("on host {ip} (Service {STS}-member-{id})"),
+            "{row}"
+        );
+    }
     let v = wait_whole(&bed, ns, &src).await;
     assert_eq!(
         znodes_everywhere(&bed, ns, &src).await,

@@ -237,6 +237,23 @@ impl Target {
             .await
     }
 
+    /// The host address a migration's member Service leads to (its EndpointSlice's), `None`
+    /// when it has none (it selects a pod, or there is no such Service).
+    pub async fn member_host(&self, service: &str) -> Result<Option<String>, ClusterError> {
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
+        let Some(slice) = slices.get_opt(&format!("{service}-host")).await? else {
+            return Ok(None);
+        };
+        // An address the API server validated as an IP (EndpointSlice addressType), re-parsed
+        // so that only an IP reaches the output.
+        Ok(slice
+            .endpoints
+            .iter()
+            .flat_map(|e| e.addresses.iter())
+            .find_map(|a| a.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_string()))
+    }
+
     /// The namespace's NetworkPolicies (for what they let through during a migration).
     pub async fn network_policies(
         &self,
