@@ -534,6 +534,22 @@ async fn grows_after(bed: &Bed, ns: &str) {
     assert!(sts_env(bed, ns, "ZOO_SERVERS").contains(&format!("{svc}.{ns}.svc")));
     wait_healthy(bed, ns, 4).await;
     assert_eq!(znodes_on_each_member(bed, ns, 4).await, vec![200; 4]);
+    // And back to 3: the removed member's own Service goes with it.
+    let out = run(zkscale(bed, ns, &["--to", "3"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("deleted Service {svc}")),
+        "the run says so"
+    );
+    assert!(
+        bed.kubectl_try(&["get", "svc", "-n", ns, &svc]).is_err(),
+        "Service {svc} deleted"
+    );
+    assert!(bed
+        .kubectl_try(&["get", "svc", "-n", ns, &format!("{STS}-member-3")])
+        .is_ok());
+    wait_healthy(bed, ns, 3).await;
+    assert_eq!(znodes_on_each_member(bed, ns, 3).await, vec![200; 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

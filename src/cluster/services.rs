@@ -237,6 +237,44 @@ impl Target {
             .await
     }
 
+    /// After server `id` left the ensemble (its pod and claim gone), its own Service, when a
+    /// migration or a size step of a migrated ensemble made it (our labels: this StatefulSet,
+    /// this server id): deleted, with its host EndpointSlice if any. Another Service of that
+    /// name is left alone. The Service's name and, when a Helm release had adopted it
+    /// (`extraDeploy`), that release: its values must drop it or the next upgrade brings it back.
+    pub async fn remove_member_service(
+        &self,
+        id: u32,
+    ) -> Result<Option<(String, Option<String>)>, ClusterError> {
+        let services: Api<Service> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = service_name(&self.name, id);
+        let Some(svc) = services.get_opt(&name).await? else {
+            return Ok(None);
+        };
+        let labels = svc.labels();
+        let ours = labels.get(MIGRATION_LABEL) == Some(&self.name)
+            && labels.get("zkscale.io/server-id") == Some(&id.to_string());
+        if !ours {
+            return Ok(None);
+        }
+        let release = svc.annotations().get("meta.helm.sh/release-name").cloned();
+        match services.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
+        match slices
+            .delete(&format!("{name}-host"), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Some((name, release)))
+    }
+
     /// The host address a migration's member Service leads to (its EndpointSlice's), `None`
     /// when it has none (it selects a pod, or there is no such Service).
     pub async fn member_host(&self, service: &str) -> Result<Option<String>, ClusterError> {
