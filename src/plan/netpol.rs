@@ -145,6 +145,12 @@ fn has_type(p: &NetworkPolicy, d: Direction) -> bool {
     }
 }
 
+/// One rule's peers and ports (ingress `from`, egress `to`).
+type Rule<'a> = (
+    Option<&'a Vec<NetworkPolicyPeer>>,
+    Option<&'a Vec<NetworkPolicyPort>>,
+);
+
 fn admits(
     p: &NetworkPolicy,
     d: Direction,
@@ -153,10 +159,7 @@ fn admits(
     named: &BTreeMap<String, u16>,
 ) -> bool {
     let Some(spec) = &p.spec else { return false };
-    let rules: Vec<(
-        Option<&Vec<NetworkPolicyPeer>>,
-        Option<&Vec<NetworkPolicyPort>>,
-    )> = match d {
+    let rules: Vec<Rule<'_>> = match d {
         Direction::Ingress => spec
             .ingress
             .iter()
@@ -384,7 +387,13 @@ spec:
         )
         .unwrap();
         let named: BTreeMap<String, u16> = [("election".to_string(), 3888)].into();
-        let found = blocked(&[p.clone()], &labels(), &named, &hosts(), &[2888, 3888]);
+        let found = blocked(
+            std::slice::from_ref(&p),
+            &labels(),
+            &named,
+            &hosts(),
+            &[2888, 3888],
+        );
         assert_eq!(
             found[0].denied,
             [
