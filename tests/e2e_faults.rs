@@ -82,6 +82,22 @@ impl Run {
         }
     }
 
+    /// The exit code, the result event and every event seen.
+    fn finish_with_events(self) -> (Option<i32>, serde_json::Value, Vec<serde_json::Value>) {
+        let mut this = self;
+        let status = this.child.wait().unwrap();
+        let mut result = serde_json::Value::Null;
+        for e in this.events.iter() {
+            this.seen.push(e);
+        }
+        for e in &this.seen {
+            if e["event"] == "result" {
+                result = e.clone();
+            }
+        }
+        (status.code(), result, this.seen)
+    }
+
     /// The exit code, and the result event.
     fn finish(mut self) -> (Option<i32>, serde_json::Value) {
         let status = self.child.wait().unwrap();
@@ -191,7 +207,11 @@ async fn faults_new_member_killed_while_joining() {
     });
     std::thread::sleep(Duration::from_secs(2));
     bed.signal_member(ns, &format!("{STS}-2"), "KILL");
-    let (code, result) = run.finish();
+    let (code, result, seen) = run.finish_with_events();
+    // The gates of the run, for the log (what each saw when it passed or gave up).
+    for e in seen.iter().filter(|e| e["event"] == "gate") {
+        eprintln!("gate: {e}");
+    }
     match code {
         Some(0) => eprintln!("outcome: member 3 joined whole"),
         Some(4) => {
@@ -241,7 +261,11 @@ async fn faults_new_member_killed_while_joining() {
         }
         if start.elapsed() > SETTLE {
             keep_evidence(&bed, ns);
-            panic!("ensemble never healthy after the run: {}", v.summary());
+            panic!(
+                "ensemble never healthy after the run: {}\n{}",
+                v.summary(),
+                serde_json::to_string(&v.members).unwrap_or_default()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
