@@ -95,6 +95,10 @@ fn judge(
             size: size.unwrap_or_else(|| snap.live.replicas()),
             reason: diverged_reason(snap, &d),
         }),
+        Finding::Unverified(ids) if v.healthy => Check::NotYet(format!(
+            "{}; but server(s) {ids:?} seen serving in one look only: looking again to compare their trees",
+            v.summary()
+        )),
         Finding::Suspect(s) if v.healthy => {
             let s: Vec<String> = s
                 .iter()

@@ -17,6 +17,13 @@
 //! A member with evidence in [`CONFIRM`] looks, none of them refuted by a look at the same point
 //! in history with the same count and no new digest mismatch, is diverged: its copy is not the
 //! leader's and ZooKeeper will not repair it by itself (the follower serves reads from it).
+//!
+//! And a member seen for the first time is not vouched for by that look alone: at another zxid
+//! than the leader's (writes in flight) nothing compares its tree, and its digest count can only
+//! be judged by how it moves. Until a look verifies it (the same point with the same count, or
+//! its digest count not grown since the previous look of the same process) it is
+//! [`Finding::Unverified`], and a gate does not pass on it. (On the bed, a member that came back
+//! diverged was passed on its first look by the gate that closed the step.)
 
 use std::collections::BTreeMap;
 
@@ -41,6 +48,10 @@ struct Track {
     evidence: u32,
     /// The latest evidence, for humans.
     why: String,
+    /// A look verified it since its process was first seen (or restarted).
+    verified: bool,
+    /// Seen before without a digest metric.
+    seen_without_digest: bool,
 }
 
 /// A divergence ZooKeeper will not repair: the member, the leader, and what showed it.
@@ -58,6 +69,9 @@ pub enum Finding {
     Clear,
     /// Members with evidence not yet confirmed (a gate must not pass on this look), and why.
     Suspect(Vec<(ServerId, String)>),
+    /// Members serving as followers that no look has verified yet (a gate must not pass on
+    /// this look; the next one tells).
+    Unverified(Vec<ServerId>),
     /// A confirmed divergence.
     Diverged(Diverged),
 }
@@ -89,11 +103,12 @@ impl Divergence {
             })
         };
         let Some(leader) = leader else {
-            return self.suspects();
+            return self.suspects(&[]);
         };
         let Some((lsrvr, _)) = serving(leader) else {
-            return self.suspects();
+            return self.suspects(&[]);
         };
+        let mut unverified = Vec::new();
         for obs in observations {
             let id = obs.id;
             if id == leader || Some(id) == ignore {
@@ -107,18 +122,27 @@ impl Divergence {
                 continue;
             }
             let track = self.members.entry(id).or_default();
-            match evidence(track, srvr, mntr, lsrvr, leader) {
+            let (found, judged_digest) = evidence(track, srvr, mntr, lsrvr, leader);
+            match found {
                 Some(why) => {
                     track.evidence += 1;
                     track.why = why;
+                    track.verified = false;
                 }
                 None if same_point(srvr, lsrvr) => {
                     // The same point in history with the same count, and no new digest
                     // mismatch: whatever was seen before was the moment, not the tree.
                     track.evidence = 0;
                     track.why.clear();
+                    track.verified = true;
                 }
+                // Its digest count, compared with the previous look of the same process, did
+                // not grow.
+                None if judged_digest => track.verified = true,
                 None => {}
+            }
+            if !track.verified {
+                unverified.push(id);
             }
             if track.evidence >= CONFIRM {
                 return Finding::Diverged(Diverged {
@@ -128,20 +152,22 @@ impl Divergence {
                 });
             }
         }
-        self.suspects()
+        self.suspects(&unverified)
     }
 
-    fn suspects(&self) -> Finding {
+    fn suspects(&self, unverified: &[ServerId]) -> Finding {
         let s: Vec<(ServerId, String)> = self
             .members
             .iter()
             .filter(|(_, t)| t.evidence > 0)
             .map(|(id, t)| (*id, t.why.clone()))
             .collect();
-        if s.is_empty() {
-            Finding::Clear
-        } else {
+        if !s.is_empty() {
             Finding::Suspect(s)
+        } else if !unverified.is_empty() {
+            Finding::Unverified(unverified.to_vec())
+        } else {
+            Finding::Clear
         }
     }
 }
@@ -152,17 +178,34 @@ fn same_point(f: &Srvr, l: &Srvr) -> bool {
     f.zxid == l.zxid || (f.zxid < l.zxid && l.zxid.counter() == 0)
 }
 
-/// This look's evidence against follower `f`, updating its digest record.
-fn evidence(track: &mut Track, f: &Srvr, fm: &Mntr, l: &Srvr, leader: ServerId) -> Option<String> {
+/// This look's evidence against follower `f`, updating its digest record; and whether its
+/// digest count was judged (a previous reading of the same process to compare with, or, with
+/// no digest metric at all, a second look).
+fn evidence(
+    track: &mut Track,
+    f: &Srvr,
+    fm: &Mntr,
+    l: &Srvr,
+    leader: ServerId,
+) -> (Option<String>, bool) {
     let mut why = Vec::new();
+    let mut judged = false;
     if let Some(count) = digest_mismatches(fm) {
         let uptime = fm.uptime_ms().unwrap_or(0);
         let grew = match track.digest {
             // The same process (its uptime did not go back): mismatches since the last look.
-            Some((before, up)) if uptime >= up => count > before,
+            Some((before, up)) if uptime >= up => {
+                judged = true;
+                count > before
+            }
+            // Another process (restarted): what the old one verified says nothing about it.
+            Some(_) => {
+                track.verified = false;
+                false
+            }
             // First look at this process: mismatches counted before it are history, unless
             // they keep growing (the next look says).
-            _ => false,
+            None => false,
         };
         track.digest = Some((count, uptime));
         if grew {
@@ -170,6 +213,9 @@ fn evidence(track: &mut Track, f: &Srvr, fm: &Mntr, l: &Srvr, leader: ServerId) 
                 "ZooKeeper counts {count} digest mismatches on it (its tree differs from the one the leader's transactions were made on)"
             ));
         }
+    } else {
+        // No digest metric (ZooKeeper < 3.6): a second look is all there is.
+        judged = std::mem::replace(&mut track.seen_without_digest, true);
     }
     if same_point(f, l) && f.node_count != l.node_count {
         why.push(format!(
@@ -178,9 +224,9 @@ fn evidence(track: &mut Track, f: &Srvr, fm: &Mntr, l: &Srvr, leader: ServerId) 
         ));
     }
     if why.is_empty() {
-        None
+        (None, judged)
     } else {
-        Some(why.join("; "))
+        (Some(why.join("; ")), judged)
     }
 }
 
@@ -263,11 +309,45 @@ mod tests {
         let mut d = Divergence::new();
         for i in 0..10 {
             let obs = [
-                member(2, "leader", E + 50 + i, 260 + i, 0, 10),
-                member(3, "follower", E + 45 + i, 255 + i, 0, 10),
+                member(2, "leader", E + 50 + i, 260 + i, 0, 10 + i),
+                member(3, "follower", E + 45 + i, 255 + i, 0, 10 + i),
             ];
-            assert_eq!(d.look(Some(2), &obs, None), Finding::Clear);
+            // The first look vouches for nothing (its digest count has nothing to be compared
+            // with yet); from the second, a count that did not grow verifies the member.
+            let want = if i == 0 {
+                Finding::Unverified(vec![3])
+            } else {
+                Finding::Clear
+            };
+            assert_eq!(d.look(Some(2), &obs, None), want, "look {i}");
         }
+    }
+
+    /// The bed's case: a member seen for the first time, already diverged, at another zxid than
+    /// the leader's (writes in flight). That look must not let a gate pass; the next ones
+    /// confirm it from its digest count.
+    #[test]
+    fn a_member_first_seen_at_another_zxid_is_unverified_then_judged() {
+        let mut d = Divergence::new();
+        let look = |d: &mut Divergence, i: u64| {
+            let obs = [
+                member(1, "follower", E + 100 + 10 * i, 8600 + 10 * i, 0, 500 + i),
+                member(2, "leader", E + 100 + 10 * i, 8600 + 10 * i, 0, 500 + i),
+                member(
+                    3,
+                    "follower",
+                    E + 98 + 10 * i,
+                    8597 + 10 * i,
+                    1 + 10 * i,
+                    20 + i,
+                ),
+            ];
+            d.look(Some(2), &obs, None)
+        };
+        assert_eq!(look(&mut d, 0), Finding::Unverified(vec![3]));
+        assert!(matches!(look(&mut d, 1), Finding::Suspect(ref s) if s[0].0 == 3));
+        assert!(matches!(look(&mut d, 2), Finding::Suspect(_)));
+        assert!(matches!(look(&mut d, 3), Finding::Diverged(ref x) if x.id == 3));
     }
 
     /// A persistent count mismatch at the same point: confirmed on the third look.
@@ -311,7 +391,7 @@ mod tests {
                     found = Some((i, x));
                     break;
                 }
-                Finding::Clear if i == 0 => {}
+                Finding::Unverified(_) if i == 0 => {}
                 Finding::Suspect(_) if i > 0 => {}
                 other => panic!("look {i}: {other:?}"),
             }
@@ -327,12 +407,24 @@ mod tests {
     #[test]
     fn old_or_restarted_digest_counts_are_not_evidence() {
         let mut d = Divergence::new();
-        for (count, uptime) in [(12, 5000), (12, 5300), (0, 40), (0, 300), (0, 500)] {
+        // (count, uptime, the first look at this process)
+        for (count, uptime, first) in [
+            (12, 5000, true),
+            (12, 5300, false),
+            (0, 40, true),
+            (0, 300, false),
+            (0, 500, false),
+        ] {
             let obs = [
                 member(2, "leader", E + 5, 205, 0, 9000),
                 member(3, "follower", E + 4, 204, count, uptime),
             ];
-            assert_eq!(d.look(Some(2), &obs, None), Finding::Clear);
+            let want = if first {
+                Finding::Unverified(vec![3])
+            } else {
+                Finding::Clear
+            };
+            assert_eq!(d.look(Some(2), &obs, None), want, "{count} {uptime}");
         }
     }
 
