@@ -54,6 +54,9 @@ bench: testbed-up ## benchmarks that print figures (nothing is asserted about ti
 faults: testbed-up ## every mid-step fault e2e (make test runs one of them)
 	$(CARGO) test --test e2e_faults -- --ignored --test-threads=1
 
+zk-divergence: deps ## real ZooKeeper 3.9.3 leaving a follower diverged (ZOOKEEPER-4925), and the gate naming it (no bed)
+	$(CARGO) test --test zk_divergence -- --ignored --nocapture
+
 migrate: testbed-up ## every migration e2e, the 5-member move included (make test runs 3 of them)
 	$(CARGO) test --test e2e_migrate -- --include-ignored --test-threads=1
 
@@ -86,4 +89,4 @@ install: build ## kubectl-zkscale on PATH ($(PREFIX)/bin) and the Helm 4 plugin 
 	  echo "  helm upgrade ... --post-renderer kubectl-zkscale --post-renderer-args post-render"; \
 	fi
 
-.PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench faults migrate dist fuzz install
+.PHONY: help deps build lint unit e2e test testbed-up testbed-down demo bench faults zk-divergence migrate dist fuzz install

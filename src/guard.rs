@@ -283,6 +283,79 @@ pub async fn coverage(client: &Client, namespace: &str) -> Coverage {
     Coverage::Covered { actions }
 }
 
+/// The override annotation the installed guard honours: read from its policy's `override`
+/// variable, so that a guard installed with a custom `overrideAnnotation` lets a migration's
+/// steps through. No policy, a policy RBAC does not let us read, or an expression that names no
+/// valid annotation key: the default (with no guard installed, any name passes).
+pub async fn override_annotation(client: &Client) -> String {
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    match policies.get_opt(POLICIES[0]).await {
+        Ok(Some(p)) => override_annotation_of(&p).unwrap_or_else(|| OVERRIDE_ANNOTATION.into()),
+        Ok(None) => OVERRIDE_ANNOTATION.into(),
+        Err(e) => {
+            tracing::debug!(error = %crate::cluster::describe(&e), "guard policy not read; default override annotation");
+            OVERRIDE_ANNOTATION.into()
+        }
+    }
+}
+
+/// The annotation key in a guard policy's `override` variable (`'<key>' in
+/// object.metadata.annotations`). The key comes from the cluster, so it is only returned when
+/// it is a valid annotation key ([`valid_annotation_key`] makes it safe to put into a patch and
+/// a log line).
+pub fn override_annotation_of(policy: &ValidatingAdmissionPolicy) -> Option<String> {
+    let expr = policy
+        .spec
+        .as_ref()?
+        .variables
+        .as_ref()?
+        .iter()
+        .find(|v| v.name == "override")?
+        .expression
+        .clone();
+    let at = expr.find(" in object.metadata.annotations")?;
+    let before = expr[..at].trim_end();
+    let quote = before.chars().last().filter(|c| *c == '\'' || *c == '"')?;
+    let body = &before[..before.len() - 1];
+    let start = body.rfind(quote)? + 1;
+    let key = &body[start..];
+    // The literal is an operand of its own (`… && '<key>' in …`), not the end of an expression.
+    let lead = body[..start - 1].trim_end();
+    let operand = lead.is_empty() || lead.ends_with("&&") || lead.ends_with('(');
+    (operand && valid_annotation_key(key)).then(|| key.to_string())
+}
+
+/// An annotation key as Kubernetes accepts one: an optional DNS-subdomain prefix and `/`, then
+/// a name of at most 63 alphanumerics, `-`, `_`, `.`, beginning and ending alphanumeric.
+pub fn valid_annotation_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let alnum_ends = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && alnum_ends(name)
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && alnum_ends(l)
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    name_ok && prefix_ok
+}
+
 /// Whether a label selector (absent or empty: everything) selects `labels`.
 pub fn selects(
     selector: Option<&LabelSelector>,
@@ -336,6 +409,70 @@ mod tests {
         );
         assert!(text.contains("'example.com/force' in object.metadata.annotations"));
         assert!(!text.contains("zkscale.io/allow-unsafe"));
+    }
+
+    /// The policy a custom `overrideAnnotation` renders names it, and a migration reads it back.
+    #[test]
+    fn the_override_annotation_is_read_back_from_the_policy() {
+        for key in ["example.com/force", "zkscale.io/allow-unsafe", "force-it"] {
+            let v = Values {
+                override_annotation: key.into(),
+                ..Values::default()
+            };
+            let policy: ValidatingAdmissionPolicy =
+                serde_yaml::Deserializer::from_str(&manifests(&v))
+                    .map(|d| serde::Deserialize::deserialize(d).unwrap())
+                    .find(|p: &ValidatingAdmissionPolicy| {
+                        p.metadata.name.as_deref() == Some(POLICIES[0])
+                    })
+                    .unwrap();
+            assert_eq!(override_annotation_of(&policy).as_deref(), Some(key));
+        }
+        // An expression that names no valid key: none (the caller uses the default).
+        let mut policy: ValidatingAdmissionPolicy =
+            serde_yaml::Deserializer::from_str(&manifests(&Values::default()))
+                .map(|d| serde::Deserialize::deserialize(d).unwrap())
+                .find(|p: &ValidatingAdmissionPolicy| {
+                    p.metadata.name.as_deref() == Some(POLICIES[0])
+                })
+                .unwrap();
+        for bad in [
+            "'x' + 'y' in object.metadata.annotations",
+            "'a b' in object.metadata.annotations",
+            "true",
+        ] {
+            let vars = policy.spec.as_mut().unwrap().variables.as_mut().unwrap();
+            vars.iter_mut()
+                .find(|v| v.name == "override")
+                .unwrap()
+                .expression = bad.into();
+            assert_eq!(override_annotation_of(&policy), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn annotation_keys() {
+        for ok in [
+            "a",
+            "zkscale.io/allow-unsafe",
+            "example.com/Force_1.x",
+            "a-b.c/d",
+        ] {
+            assert!(valid_annotation_key(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/x",
+            "a/",
+            "-a",
+            "a-",
+            "Ex.com/x",
+            "x' in y || true || 'y",
+            "a\nb",
+            &"x".repeat(64),
+        ] {
+            assert!(!valid_annotation_key(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -82,6 +82,22 @@ impl Run {
         }
     }
 
+    /// The exit code, the result event and every event seen.
+    fn finish_with_events(self) -> (Option<i32>, serde_json::Value, Vec<serde_json::Value>) {
+        let mut this = self;
+        let status = this.child.wait().unwrap();
+        let mut result = serde_json::Value::Null;
+        for e in this.events.iter() {
+            this.seen.push(e);
+        }
+        for e in &this.seen {
+            if e["event"] == "result" {
+                result = e.clone();
+            }
+        }
+        (status.code(), result, this.seen)
+    }
+
     /// The exit code, and the result event.
     fn finish(mut self) -> (Option<i32>, serde_json::Value) {
         let status = self.child.wait().unwrap();
@@ -166,20 +182,123 @@ async fn e2e_fault_leader_killed_mid_step() {
     .await;
 }
 
-/// The new member killed (-9) while it joins.
+/// The new member killed (-9) while it joins. Its restart finds a partial copy on its claim, so
+/// it syncs by DIFF rather than from a snapshot, and ZooKeeper 3.9.3 can then leave it short of
+/// committed transactions for good (its tree differs from the leader's at the same zxid; issue
+/// 23, item 15; see the README). Two outcomes are right, and the test asserts each fully:
+/// - the member joins whole: the run finishes (exit 0);
+/// - it is left diverged: the run stops at the size it reached (exit 4), naming that pod and the
+///   rebuild that replaces its copy; the test keeps the members' data (ZooKeeper's own tools can
+///   read it), runs that rebuild and the same command again.
+///
+/// Either way the ensemble is then healthy on exact comparisons with nothing lost. What must
+/// never happen, and fails the test, is a run that ends "healthy" with a diverged member.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "make faults"]
 async fn faults_new_member_killed_while_joining() {
-    with_fault(
-        "f-new",
-        "step 2→3 changes the StatefulSet",
-        |e| action(e, "set replicas 3"),
-        |bed, ns| {
-            std::thread::sleep(Duration::from_secs(2));
-            bed.signal_member(ns, &format!("{STS}-2"), "KILL");
-        },
-    )
-    .await;
+    let Some(bed) = Bed::get() else { return };
+    let zk = bed.ensemble("f-new").members(1).znodes(200).up().await;
+    let ns = zk.ns();
+    let w = Writer::start(pod_addrs(&bed, ns));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut run = Run::start(&bed, ns, 3);
+    run.until("step 2→3 changes the StatefulSet", |e| {
+        action(e, "set replicas 3")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    bed.signal_member(ns, &format!("{STS}-2"), "KILL");
+    let (code, result, seen) = run.finish_with_events();
+    // The gates of the run, for the log (what each saw when it passed or gave up).
+    for e in seen.iter().filter(|e| e["event"] == "gate") {
+        eprintln!("gate: {e}");
+    }
+    match code {
+        Some(0) => eprintln!("outcome: member 3 joined whole"),
+        Some(4) => {
+            let error = result["error"].as_str().unwrap_or_default().to_string();
+            eprintln!("outcome: stopped: {error}");
+            let cmd = "rebuild ";
+            let at = error
+                .find(cmd)
+                .unwrap_or_else(|| panic!("a stop that names no rebuild: {result}"));
+            let pod: String = error[at + cmd.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            assert!(pod.starts_with(&format!("{STS}-")), "{error}");
+            assert!(error.contains("holds another tree than leader"), "{error}");
+            keep_evidence(&bed, ns);
+            let out = Command::new(BIN)
+                .args(["-n", ns, "rebuild", &pod, "--timeout", "150s"])
+                .env("KUBECONFIG", &bed.kubeconfig)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "rebuild {pod}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let out = Command::new(BIN)
+                .args(["-n", ns, "--to", "3", "--timeout", "150s"])
+                .env("KUBECONFIG", &bed.kubeconfig)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "the same command after the rebuild: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        other => panic!("exit {other:?}: {result}"),
+    }
+    // As `wait_healthy`, keeping the data when it never is (the run called it healthy).
+    let start = Instant::now();
+    loop {
+        let v = observe(&bed, ns, 3).await;
+        if v.healthy {
+            eprintln!("{}", v.summary());
+            break;
+        }
+        if start.elapsed() > SETTLE {
+            keep_evidence(&bed, ns);
+            panic!(
+                "ensemble never healthy after the run: {}\n{}",
+                v.summary(),
+                serde_json::to_string(&v.members).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    nothing_lost(&bed, ns, 3, w).await;
+}
+
+/// Copies the members' claims (snapshots, transaction logs) and the runner's pod directories
+/// (ZooKeeper's own logs) of `ns` to `$ZKSCALE_EVIDENCE` (default: the system temp dir) for
+/// `SnapshotFormatter` / `TxnLogToolkit`.
+fn keep_evidence(bed: &Bed, ns: &str) {
+    let base = std::env::var_os("ZKSCALE_EVIDENCE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("zkscale-diverged-{ns}"));
+    for (what, src) in [
+        ("pv", bed.runner_state.join("pv").join(ns)),
+        ("pods", bed.runner_state.join("pods").join(ns)),
+    ] {
+        let dst = base.join(what);
+        let _ = std::fs::create_dir_all(&dst);
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", src.display()))
+            .arg(&dst)
+            .status()
+            .is_ok_and(|s| s.success());
+        eprintln!(
+            "evidence: {} → {} ({})",
+            src.display(),
+            dst.display(),
+            if ok { "copied" } else { "not copied" }
+        );
+    }
 }
 
 /// An old member killed (-9) right as the step's restarts begin.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use support::bed::Bed;
 use support::chart::*;
-use support::cli::{kill_at, run, zkscale};
+use support::cli::{kill_at, run, service_account, zkscale, zkscale_with};
 use support::guard::Guard;
 use support::helm::{text as helm_text, Helm};
 use support::sources::{wait_resolves, Sources};
@@ -18,19 +18,74 @@ use support::writer::{self, Writer};
 use support::zk_client::ZkClient;
 use zkscale::zk::{self, Gate, Timeouts, Verdict};
 
-/// The release at replicaCount=0 (the replicas-3 fixture with its size set to 0: there is no
-/// replicas-0 fixture), minServerId 1, persistence on.
-fn install_empty_release(bed: &Bed, ns: &str) {
-    let chart = bed.chart("bitnami-zookeeper-13.7.4-replicas-3", ns);
-    let manifest = chart.join("templates").join("manifest.yaml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("\n  replicas: 3\n"));
-    std::fs::write(
-        &manifest,
-        text.replace("\n  replicas: 3\n", "\n  replicas: 0\n"),
+/// The bitnami chart 13.8.8 as `helm template --set replicaCount=<replicas>` renders it, for
+/// release `zk` in `ns`, as a static chart. There is no replicas-0 fixture, so 0 is made from the
+/// replicas-1 render exactly as the chart's templates (bitnami/charts, zookeeper 13.8.8) would
+/// render 0: `replicas: 0`, and `ZOO_SERVERS` from `range until 0`, i.e. `value: ` with nothing
+/// after it (a null: the env entry without a value). Everything else the chart guards by
+/// `replicaCount` is guarded by `> 1` (the quorum and election container ports and the client
+/// Service's ports), so it renders for 0 as for 1.
+fn chart_1388(bed: &Bed, ns: &str, replicas: u32) -> std::path::PathBuf {
+    let fixtures = bed
+        .charts
+        .parent()
+        .expect("fixtures dir")
+        .join("bitnami-zookeeper");
+    let from = replicas.max(1);
+    let mut text = std::fs::read_to_string(fixtures.join(format!("13.8.8-replicas-{from}.yaml")))
+        .unwrap()
+        .replace("zk-test", ns);
+    if replicas == 0 {
+        let (size, servers) = (
+            "\n  replicas: 1\n",
+            format!(
+                "              value: zk-zookeeper-0.zk-zookeeper-headless.{ns}.svc.cluster.local:2888:3888::1 \n"
+            ),
+        );
+        assert!(text.contains(size) && text.contains(&servers));
+        text = text
+            .replace(size, "\n  replicas: 0\n")
+            .replace(&servers, "              value: \n");
+        assert!(
+            !text.contains("containerPort: 2888"),
+            "the chart leaves the quorum ports out at 0"
+        );
+    }
+    let dir = std::env::temp_dir()
+        .join(format!("zkscale-charts-{}", std::process::id()))
+        .join(ns)
+        .join(format!("13.8.8-replicas-{replicas}"));
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    let chart_yaml = std::fs::read_to_string(
+        bed.charts
+            .join("bitnami-zookeeper-13.8.8-replicas-3")
+            .join("Chart.yaml"),
     )
     .unwrap();
+    std::fs::write(dir.join("Chart.yaml"), chart_yaml).unwrap();
+    std::fs::write(dir.join("templates").join("manifest.yaml"), text).unwrap();
+    dir
+}
+
+/// The release at replicaCount=0 (the chart's real render for 0, see [`chart_1388`]),
+/// minServerId 1, persistence on.
+fn install_empty_release(bed: &Bed, ns: &str) {
+    let chart = chart_1388(bed, ns, 0);
     bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
+    assert_eq!(
+        sts_env(bed, ns, "ZOO_SERVERS"),
+        "",
+        "installed with an empty list"
+    );
+}
+
+/// The ZooKeeper container's declared ports, `name=number` in order.
+fn container_ports(bed: &Bed, ns: &str) -> String {
+    sts_field(
+        bed,
+        ns,
+        ".spec.template.spec.containers[0].ports[*]['name','containerPort']",
+    )
 }
 
 /// The pod server `id`'s Service selects ("" when it selects none).
@@ -190,7 +245,7 @@ fn migrate_cmd<'a>(src: &'a Sources, from: &'a str) -> Vec<String> {
 /// Runs zkscale with `args` and `-o json` while a client writes to `addrs()`: its output, how
 /// long it took, and what the writer saw (2 s of writes before and after the run).
 async fn run_writing(
-    bed: &Bed,
+    kubeconfig: &std::path::Path,
     ns: &str,
     addrs: impl Fn() -> Vec<String> + Send + 'static,
     args: &[String],
@@ -200,7 +255,7 @@ async fn run_writing(
     let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
     args.extend(["-o", "json"]);
     let started = std::time::Instant::now();
-    let out = run(zkscale(bed, ns, &args));
+    let out = run(zkscale_with(kubeconfig, ns, &args));
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     (out, took, w.stop())
@@ -269,6 +324,18 @@ async fn migrate_n(n: u32) {
     );
     assert_eq!(plan["leader"], n);
     assert_eq!(plan["elections"], 1);
+    // The chart's NetworkPolicy admits the quorum ports only from the release's pods: the plan
+    // says so, and what to set to admit the hosts (each one's cluster-side address).
+    let advice = plan["network_policy"].as_str().unwrap_or_default();
+    assert!(advice.contains("NetworkPolicy zk-zookeeper"), "{plan}");
+    assert!(advice.contains("extraIngress:"), "{advice}");
+    for entry in host_ips.split(',') {
+        let ip = entry.split_once('=').map(|(_, ip)| ip).unwrap_or(entry);
+        assert!(
+            advice.contains(&format!("cidr: {ip}/32")),
+            "{ip} not admitted in: {advice}"
+        );
+    }
 
     let addrs = {
         let (src_addrs, pods) = (
@@ -286,8 +353,22 @@ async fn migrate_n(n: u32) {
     };
     let mut args = migrate_cmd(&src, &from);
     args[1] = from_flag.into();
-    let (out, took, report) = run_writing(&bed, ns, addrs, &args).await;
+    // The 3-member move runs as a ServiceAccount bound to exactly the documented Roles (the
+    // minimal one and what a migration adds).
+    let kubeconfig = if n == 3 {
+        service_account(&bed, ns, &["role.yaml", "role-migrate.yaml"])
+    } else {
+        bed.kubeconfig.clone()
+    };
+    let (out, took, report) = run_writing(&kubeconfig, ns, addrs, &args).await;
     assert_eq!(out.status.code(), Some(0), "{}", src.log_tails());
+    assert!(
+        json_events(&out.stdout)
+            .iter()
+            .any(|e| e["event"] == "warning"
+                && e["message"].as_str().unwrap_or("").contains("extraIngress")),
+        "the run warns about the NetworkPolicy too"
+    );
 
     // Everything in pods, ids kept (the pod's own myid on its claim), sources all stopped.
     let v = wait_whole(&bed, ns, &src).await;
@@ -388,7 +469,7 @@ fn keeps_it(bed: &Bed, ns: &str, n: u32, values: &str) {
     let v: serde_json::Value = serde_yaml::from_str(values).expect("values are YAML");
     assert_eq!(v["replicaCount"], n);
     assert_eq!(v["listenOnAllIPs"], true);
-    let chart = bed.chart(&format!("bitnami-zookeeper-13.7.4-replicas-{n}"), ns);
+    let chart = chart_1388(bed, ns, n);
     let manifest = chart.join("templates").join("manifest.yaml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     let allips = "- name: ZOO_LISTEN_ALLIPS_ENABLED\n              value: \"no\"";
@@ -404,6 +485,12 @@ fn keeps_it(bed: &Bed, ns: &str, n: u32, values: &str) {
     std::fs::write(&manifest, text).unwrap();
     let uids = || pod_uids(bed, ns);
     let (uids0, servers0) = (uids(), sts_env(bed, ns, "ZOO_SERVERS"));
+    let revision0 = sts_field(bed, ns, ".status.updateRevision");
+    let ports0 = container_ports(bed, ns);
+    assert!(
+        ports0.contains("follower") && ports0.contains("election"),
+        "the migration declared the quorum ports as the chart does above 1: {ports0}"
+    );
     let helm = Helm::v4(bed);
     let out = helm.with_chart("upgrade", &chart, ns, &[]);
     assert!(out.status.success(), "{}", helm_text(&out));
@@ -416,6 +503,14 @@ fn keeps_it(bed: &Bed, ns: &str, n: u32, values: &str) {
     assert_eq!(sts_env(bed, ns, "ZOO_LISTEN_ALLIPS_ENABLED"), "yes");
     assert_eq!(sts_field(bed, ns, ".spec.replicas"), n.to_string());
     assert_eq!(uids(), uids0, "no pod restarted");
+    // Not even later: the chart's template is the one the pods run (OnDelete would otherwise
+    // leave them outdated, to be rolled out by the next zkscale run).
+    assert_eq!(container_ports(bed, ns), ports0);
+    assert_eq!(
+        sts_field(bed, ns, ".status.updateRevision"),
+        revision0,
+        "the chart's render equals the live pod template"
+    );
     let owner = bed.kubectl(&[
         "get",
         "svc",
@@ -439,6 +534,22 @@ async fn grows_after(bed: &Bed, ns: &str) {
     assert!(sts_env(bed, ns, "ZOO_SERVERS").contains(&format!("{svc}.{ns}.svc")));
     wait_healthy(bed, ns, 4).await;
     assert_eq!(znodes_on_each_member(bed, ns, 4).await, vec![200; 4]);
+    // And back to 3: the removed member's own Service goes with it.
+    let out = run(zkscale(bed, ns, &["--to", "3"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("deleted Service {svc}")),
+        "the run says so"
+    );
+    assert!(
+        bed.kubectl_try(&["get", "svc", "-n", ns, &svc]).is_err(),
+        "Service {svc} deleted"
+    );
+    assert!(bed
+        .kubectl_try(&["get", "svc", "-n", ns, &format!("{STS}-member-3")])
+        .is_ok());
+    wait_healthy(bed, ns, 3).await;
+    assert_eq!(znodes_on_each_member(bed, ns, 3).await, vec![200; 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,8 +573,14 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
     let ns = ns.name.as_str();
     install_empty_release(&bed, ns);
     // The guard refuses every other client's replica change that the list does not follow;
-    // a migration's steps are let through by its override, set in each of them.
-    let _guard = Guard::install(&bed, ns, "Deny");
+    // a migration's steps are let through by its override, set in each of them: the name the
+    // installed guard honours, here a custom one (the policy is read for it).
+    let _guard = Guard::install_with(
+        &bed,
+        ns,
+        "Deny",
+        &["overrideAnnotation=example.com/zk-force"],
+    );
     let out = bed.kubectl_try(&["scale", "sts", STS, "-n", ns, "--replicas=1"]);
     assert!(
         out.is_err_and(|e| e.contains("zkscale guard")),
@@ -515,6 +632,27 @@ async fn e2e_migrate_killed_resumes_and_a_blocked_pod_goes_back() {
         "source 2 started again once"
     );
     assert_eq!(sts_field(&bed, ns, ".spec.replicas"), "1");
+    // `status` has a row for each member still on its host, saying where.
+    let out = run(zkscale(&bed, ns, &["status", "-o", "json"]));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = status["members"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{status}");
+    for id in [2u32, 3] {
+        let row = rows
+            .iter()
+            .find(|m| m["server_id"] == id)
+            .unwrap_or_else(|| panic!("no row for server {id}: {status}"));
+        let ip = src
+            .host_ip_arg()
+            .split(',')
+            .find_map(|e| e.strip_prefix(&format!("{id}=")).map(str::to_string))
+            .unwrap();
+        assert_eq!(
+            row["location"],
+            format!("on host {ip} (Service {STS}-member-{id})"),
+            "{row}"
+        );
+    }
     let v = wait_whole(&bed, ns, &src).await;
     assert_eq!(
         znodes_everywhere(&bed, ns, &src).await,
@@ -604,7 +742,8 @@ async fn e2e_migrate_a_standalone_source() {
             a
         }
     };
-    let (out, took, report) = run_writing(&bed, ns, addrs, &migrate_cmd(&src, &from)).await;
+    let (out, took, report) =
+        run_writing(&bed.kubeconfig, ns, addrs, &migrate_cmd(&src, &from)).await;
     assert_eq!(out.status.code(), Some(0), "{}", src.log_tails());
     let v = wait_healthy(&bed, ns, 3).await;
     assert_eq!(znodes_on_each_member(&bed, ns, 3).await, vec![200; 3]);

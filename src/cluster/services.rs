@@ -217,11 +217,189 @@ impl Target {
         );
         let mut annotations = serde_json::Map::new();
         annotations.insert(OPERATION_ANNOTATION.into(), json!(operation));
-        annotations.insert(crate::guard::OVERRIDE_ANNOTATION.into(), json!(reason));
+        // The installed guard's own override name (a custom `overrideAnnotation` included).
+        let key = crate::guard::override_annotation(&self.client).await;
+        annotations.insert(key, json!(reason));
         let env = [
             ("ZOO_SERVERS", servers_env),
             ("ZOO_LISTEN_ALLIPS_ENABLED", "yes"),
         ];
-        self.patch_step(live, replicas, &env, annotations).await
+        let container_ports = live
+            .sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.iter().find(|c| c.name == live.zk.container))
+            .map(|c| c.ports.clone().unwrap_or_default())
+            .unwrap_or_default();
+        let fields = quorum_ports_patch(&container_ports).unwrap_or_default();
+        self.patch_step(live, replicas, &env, fields, annotations)
+            .await
+    }
+
+    /// After server `id` left the ensemble (its pod and claim gone), its own Service, when a
+    /// migration or a size step of a migrated ensemble made it (our labels: this StatefulSet,
+    /// this server id): deleted, with its host EndpointSlice if any. Another Service of that
+    /// name is left alone. The Service's name and, when a Helm release had adopted it
+    /// (`extraDeploy`), that release: its values must drop it or the next upgrade brings it back.
+    pub async fn remove_member_service(
+        &self,
+        id: u32,
+    ) -> Result<Option<(String, Option<String>)>, ClusterError> {
+        let services: Api<Service> = Api::namespaced(self.client.clone(), &self.namespace);
+        let name = service_name(&self.name, id);
+        let Some(svc) = services.get_opt(&name).await? else {
+            return Ok(None);
+        };
+        let labels = svc.labels();
+        let ours = labels.get(MIGRATION_LABEL) == Some(&self.name)
+            && labels.get("zkscale.io/server-id") == Some(&id.to_string());
+        if !ours {
+            return Ok(None);
+        }
+        let release = svc.annotations().get("meta.helm.sh/release-name").cloned();
+        match services.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
+        match slices
+            .delete(&format!("{name}-host"), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Some((name, release)))
+    }
+
+    /// The host address a migration's member Service leads to (its EndpointSlice's), `None`
+    /// when it has none (it selects a pod, or there is no such Service).
+    pub async fn member_host(&self, service: &str) -> Result<Option<String>, ClusterError> {
+        let slices: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &self.namespace);
+        let Some(slice) = slices.get_opt(&format!("{service}-host")).await? else {
+            return Ok(None);
+        };
+        // An address the API server validated as an IP (EndpointSlice addressType), re-parsed
+        // so that only an IP reaches the output.
+        Ok(slice
+            .endpoints
+            .iter()
+            .flat_map(|e| e.addresses.iter())
+            .find_map(|a| a.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_string()))
+    }
+
+    /// The namespace's NetworkPolicies (for what they let through during a migration).
+    pub async fn network_policies(
+        &self,
+    ) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>, ClusterError> {
+        let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+            Api::namespaced(self.client.clone(), &self.namespace);
+        Ok(api.list(&ListParams::default()).await?.items)
+    }
+}
+
+/// The quorum (`follower`) and election container ports, as the chart renders them when
+/// `replicaCount > 1`, when the container lacks them; `None` when it has both.
+///
+/// A release installed with `replicaCount=0` for a migration has neither (the chart leaves them
+/// out for 0 and 1), while the chart values printed at the end (`replicaCount` ≥ 3) render them.
+/// Without them in the migration's template, the next `helm upgrade` would bring a new pod
+/// template and restart every member. With them exactly where the chart puts them (after
+/// `client` and `client-tls`, before `metrics` and `http-admin`, names and numbers as rendered),
+/// that render equals the live template and nothing restarts. Adding them to the template is
+/// the fix rather than ignoring a ports-only difference when deciding on a roll-out: a
+/// difference ignored there would still be one for every other reader of the template (Helm's
+/// diff, GitOps tools, `kubectl rollout status`), and a NetworkPolicy that names the ports
+/// could only match declared ones.
+pub fn quorum_ports_patch(
+    ports: &[k8s_openapi::api::core::v1::ContainerPort],
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let wanted = [("follower", PORTS[1].1), ("election", PORTS[2].1)];
+    let missing: Vec<(&str, u16)> = wanted
+        .iter()
+        .copied()
+        .filter(|(_, n)| !ports.iter().any(|p| p.container_port == i32::from(*n)))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut order: Vec<i32> = ports.iter().map(|p| p.container_port).collect();
+    let after = ports
+        .iter()
+        .rposition(|p| matches!(p.name.as_deref(), Some("client" | "client-tls")))
+        .map_or(0, |i| i + 1);
+    for (i, (_, n)) in missing.iter().enumerate() {
+        order.insert(after + i, i32::from(*n));
+    }
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "ports".into(),
+        json!(missing
+            .iter()
+            .map(|(name, n)| json!({ "name": name, "containerPort": n }))
+            .collect::<Vec<_>>()),
+    );
+    fields.insert(
+        "$setElementOrder/ports".into(),
+        json!(order
+            .iter()
+            .map(|n| json!({ "containerPort": n }))
+            .collect::<Vec<_>>()),
+    );
+    Some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ContainerPort;
+
+    fn port(name: &str, n: i32) -> ContainerPort {
+        ContainerPort {
+            name: Some(name.into()),
+            container_port: n,
+            ..Default::default()
+        }
+    }
+
+    /// The chart 13.8.8 at replicaCount 0 or 1 declares client and http-admin; at > 1 it adds
+    /// follower and election between them.
+    #[test]
+    fn quorum_ports_go_where_the_chart_renders_them() {
+        let f = quorum_ports_patch(&[port("client", 2181), port("http-admin", 8080)]).unwrap();
+        assert_eq!(
+            f["ports"],
+            json!([{"name": "follower", "containerPort": 2888}, {"name": "election", "containerPort": 3888}])
+        );
+        assert_eq!(
+            f["$setElementOrder/ports"],
+            json!([{"containerPort": 2181}, {"containerPort": 2888}, {"containerPort": 3888}, {"containerPort": 8080}])
+        );
+        // client-tls and metrics, as with tls.client and metrics enabled.
+        let f = quorum_ports_patch(&[
+            port("client", 2181),
+            port("client-tls", 3181),
+            port("metrics", 9141),
+            port("http-admin", 8080),
+        ])
+        .unwrap();
+        let order: Vec<i64> = f["$setElementOrder/ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["containerPort"].as_i64().unwrap())
+            .collect();
+        assert_eq!(order, [2181, 3181, 2888, 3888, 9141, 8080]);
+        // Already there (a template rendered at > 1): nothing to change.
+        assert!(quorum_ports_patch(&[
+            port("client", 2181),
+            port("follower", 2888),
+            port("election", 3888)
+        ])
+        .is_none());
     }
 }

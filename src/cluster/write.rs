@@ -26,18 +26,25 @@ impl Target {
     ) -> Result<(), ClusterError> {
         let mut annotations = serde_json::Map::new();
         annotations.insert(OPERATION_ANNOTATION.into(), json!(operation));
-        self.patch_step(live, replicas, &[("ZOO_SERVERS", servers_env)], annotations)
-            .await
+        self.patch_step(
+            live,
+            replicas,
+            &[("ZOO_SERVERS", servers_env)],
+            serde_json::Map::new(),
+            annotations,
+        )
+        .await
     }
 
     /// What every step writes: replicas, the zk container's `env` entries (the others kept, in
-    /// their order), `OnDelete`, and `annotations` (null removes one), guarded by
-    /// resourceVersion.
+    /// their order) and any `container` fields given (strategic-merge directives included),
+    /// `OnDelete`, and `annotations` (null removes one), guarded by resourceVersion.
     pub(super) async fn patch_step(
         &self,
         live: &Live,
         replicas: u32,
         env: &[(&str, &str)],
+        container_fields: serde_json::Map<String, serde_json::Value>,
         annotations: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), ClusterError> {
         let api = self.statefulsets();
@@ -45,6 +52,9 @@ impl Target {
             "name": live.zk.container,
             "env": env.iter().map(|(n, v)| json!({ "name": n, "value": v })).collect::<Vec<_>>(),
         });
+        for (k, v) in container_fields {
+            container[k] = v;
+        }
         // A strategic merge leaves one patched entry where it is, but moves several next to each
         // other; the chart's next render would then differ from the live template (and restart
         // every pod). Their order is given, and the patch's entries must follow it.

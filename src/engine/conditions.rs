@@ -3,50 +3,149 @@
 
 use crate::cluster::{self, Live};
 use crate::plan::Expect;
-use crate::zk::{self, Baseline, Mode, Probe, Verdict};
+use crate::zk::{self, Baseline, Diverged, Divergence, Finding, Mode, Probe, Verdict};
 
 use super::snapshot::{Snapshot, WRITE_LAG};
 use super::wait::{Check, Condition, Kind};
+use super::EngineError;
 
 /// The full health verdict for the StatefulSet's list (see [`zk::verdict`]), compared with
 /// `baseline` when given. Exact zxids on the first look; under steady client writes members are
 /// asked at slightly different moments, so from the second look on a small lag within the
 /// leader's epoch is accepted (znode counts are then held to the baseline, not to each other).
+/// Across the looks, a follower whose tree differs from the leader's ([`zk::Divergence`]) keeps
+/// the gate shut, and once confirmed stops the run naming the member and its rebuild: a lagging
+/// look must not pass a member that ZooKeeper will never bring level.
 pub fn healthy<'a>(
     name: &str,
     baseline: Option<Baseline>,
     size: Option<u32>,
 ) -> Condition<'a, Verdict> {
+    let mut divergence = Divergence::new();
     Condition::new(name, true, Kind::Gate { size }, move |snap, look| {
         let lag = if look.n == 0 { 0 } else { WRITE_LAG };
         let v = snap.verdict(baseline, lag);
-        if v.healthy {
-            let detail = v.summary();
-            Check::Met(v, detail)
-        } else {
-            Check::NotYet(v.summary())
-        }
+        let finding = divergence.look(v.leader, &voter_observations(snap), None);
+        judge(snap, v, finding, size, None)
     })
 }
 
 /// [`healthy`], or healthy but for server `id`: it may be down or out of sync (the member a
 /// rebuild replaces), while the rest of the list is whole around one leader.
 pub fn healthy_but<'a>(name: &str, id: u32, size: Option<u32>) -> Condition<'a, Verdict> {
+    let mut divergence = Divergence::new();
     Condition::new(name, true, Kind::Gate { size }, move |snap, look| {
         let lag = if look.n == 0 { 0 } else { WRITE_LAG };
         let all = snap.verdict(None, lag);
+        let finding = divergence.look(all.leader, &voter_observations(snap), Some(id));
         if all.healthy {
-            let detail = all.summary();
-            return Check::Met(all, detail);
+            return judge(snap, all, finding, size, None);
         }
         let rest = snap.verdict_without(id, lag);
         if rest.healthy {
-            let detail = format!("{} (server {id} left aside)", rest.summary());
-            Check::Met(rest, detail)
+            judge(snap, rest, finding, size, Some(id))
+        } else if only_about(&all, id) {
+            // The member serves and follows, counted synced by the leader (so the verdict
+            // without it fails on the leader's count), and only its own tree or zxid is off:
+            // the member a rebuild replaces because its copy differs.
+            let mut v = all;
+            v.failures.clear();
+            v.healthy = true;
+            judge(snap, v, finding, size, Some(id))
         } else {
-            Check::NotYet(all.summary())
+            match judge(snap, rest, finding, size, Some(id)) {
+                stop @ Check::Stop(_) => stop,
+                _ => Check::NotYet(all.summary()),
+            }
         }
     })
+}
+
+/// Whether every failure of `v` is server `id`'s own tree or zxid against the leader's.
+fn only_about(v: &Verdict, id: u32) -> bool {
+    !v.failures.is_empty()
+        && v.failures.iter().all(|f| {
+            matches!(f, zk::Failure::ZnodeCountMismatch { id: x, .. }
+                | zk::Failure::ZxidMismatch { id: x, .. } if *x == id)
+        })
+}
+
+/// The observations of the StatefulSet list's members.
+fn voter_observations(snap: &Snapshot) -> Vec<zk::MemberObservation> {
+    let voters = snap.live.zk.servers.ids();
+    snap.members
+        .iter()
+        .filter(|(_, id, _)| voters.contains(id))
+        .map(|(_, _, m)| m.clone())
+        .collect()
+}
+
+/// A verdict and the divergence evidence of the same look: met only when healthy with nothing
+/// suspect; a confirmed divergence stops the run (exit 4) at the size it is at, whole around
+/// the leader, saying which pod to rebuild. `aside`: the member the gate leaves out.
+fn judge(
+    snap: &Snapshot,
+    v: Verdict,
+    finding: Finding,
+    size: Option<u32>,
+    aside: Option<u32>,
+) -> Check<Verdict> {
+    match finding {
+        Finding::Diverged(d) => Check::Stop(EngineError::Stopped {
+            size: size.unwrap_or_else(|| snap.live.replicas()),
+            reason: diverged_reason(snap, &d),
+        }),
+        Finding::Unverified(ids) if v.healthy => Check::NotYet(format!(
+            "{}; but server(s) {ids:?} seen serving in one look only: looking again to compare their trees",
+            v.summary()
+        )),
+        Finding::Suspect(s) if v.healthy => {
+            let s: Vec<String> = s
+                .iter()
+                .map(|(id, why)| format!("server {id}: {why}"))
+                .collect();
+            Check::NotYet(format!(
+                "{}; but a tree may differ from the leader's, looking again: {}",
+                v.summary(),
+                s.join("; ")
+            ))
+        }
+        _ if v.healthy => {
+            let detail = match aside {
+                Some(id) => format!("{} (server {id} left aside)", v.summary()),
+                None => v.summary(),
+            };
+            Check::Met(v, detail)
+        }
+        _ => Check::NotYet(v.summary()),
+    }
+}
+
+/// What a confirmed divergence tells the operator. The pod name is `<statefulset>-<ordinal>`
+/// from the API server's own objects (names it validated as DNS labels), so it is safe to print
+/// as a command.
+pub(super) fn diverged_reason(snap: &Snapshot, d: &Diverged) -> String {
+    let pod = snap
+        .members
+        .iter()
+        .find(|(_, id, _)| *id == d.id)
+        .map(|(ordinal, _, _)| format!("{}-{ordinal}", snap.live.name));
+    let what = match &pod {
+        Some(pod) => format!("server {} (pod {pod})", d.id),
+        None => format!("server {}", d.id),
+    };
+    let fix = match &pod {
+        Some(pod) => format!(
+            "replace its copy from the leader with `kubectl zkscale -n {} rebuild {pod}`",
+            snap.live.namespace
+        ),
+        None => format!("replace server {}'s copy from the leader", d.id),
+    };
+    format!(
+        "{what} holds another tree than leader {}, and ZooKeeper does not repair that by itself \
+         (the member serves its own copy to its clients): {}. Not healthy: {fix}",
+        d.leader, d.why
+    )
 }
 
 /// The claim of pod `ordinal` is another than the one with `old_uid` (which is gone).

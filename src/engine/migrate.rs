@@ -18,7 +18,8 @@
 use std::net::IpAddr;
 
 use crate::cluster::Live;
-use crate::plan::migrate::{endpoint_refusal, Backend, Layout, MigratePlan, Source};
+use crate::plan::migrate::{endpoint_refusal, Backend, Layout, MigratePlan, Source, PORTS};
+use crate::plan::netpol;
 use crate::plan::Expect;
 use crate::zk::{self, Probe, Verdict};
 
@@ -126,7 +127,94 @@ impl Engine<'_> {
             })
             .collect();
         let leader = (leaders.len() == 1).then(|| leaders[0]);
-        Ok(MigratePlan::new(m.layout.clone(), replicas, leader)?)
+        let mut plan = MigratePlan::new(m.layout.clone(), replicas, leader)?;
+        plan.network_policy = self
+            .network_policy_advice(live, &m.layout, &plan.order)
+            .await;
+        Ok(plan)
+    }
+
+    /// What the namespace's NetworkPolicies would block between the source hosts still to move
+    /// and the pods on the quorum and election ports, and what to set (see [`netpol`]).
+    async fn network_policy_advice(
+        &self,
+        live: &Live,
+        layout: &Layout,
+        order: &[u32],
+    ) -> Option<String> {
+        let mut hosts = Vec::new();
+        for id in order {
+            if let Some(Ok(Backend::Host { ip, .. })) = match layout.source(*id) {
+                Some(s) => Some(host_backend(s).await),
+                None => None,
+            } {
+                hosts.push(ip);
+            }
+        }
+        if hosts.is_empty() {
+            return None;
+        }
+        let policies = match self.target.network_policies().await {
+            Ok(p) => p,
+            Err(e) => {
+                return Some(format!(
+                    "NetworkPolicies: not read ({e}); where policies are enforced, the pods must \
+                     admit the hosts on ports {} and {} (the chart's own admits only its pods)",
+                    PORTS[1].1, PORTS[2].1
+                ))
+            }
+        };
+        let template = live.sts.spec.as_ref().map(|s| &s.template);
+        let labels = template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        // The ports the pods will declare: their own, plus the quorum ports a migration step adds.
+        let mut named: std::collections::BTreeMap<String, u16> = template
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.containers.iter().find(|c| c.name == live.zk.container))
+            .and_then(|c| c.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
+            .collect();
+        named.entry("follower".into()).or_insert(PORTS[1].1);
+        named.entry("election".into()).or_insert(PORTS[2].1);
+        let found = netpol::blocked(
+            &policies,
+            &labels,
+            &named,
+            &hosts,
+            &[PORTS[1].1, PORTS[2].1],
+        );
+        if found.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = found
+            .iter()
+            .map(|b| {
+                let (way, verb) = match b.direction {
+                    netpol::Direction::Ingress => ("into the pods", "from"),
+                    netpol::Direction::Egress => ("out of the pods", "to"),
+                };
+                let mut denied: Vec<String> =
+                    b.denied.iter().map(|(ip, p)| format!("{ip}:{p}")).collect();
+                denied.dedup();
+                format!(
+                    "NetworkPolicy {} admit(s) nothing {way} {verb} {}",
+                    b.policies.join(", "),
+                    denied.join(", ")
+                )
+            })
+            .collect();
+        Some(format!(
+            "{}. Members on hosts and in pods dial each other on these ports during the moves: \
+             where policies are enforced a move would stall (its pod never syncs; the member \
+             goes back to its host after the timeout). Before the first move, set in the \
+             release's values (and keep them until every member is in a pod):\n{}",
+            what.join("; "),
+            netpol::values_to_admit(&found).trim_end()
+        ))
     }
 
     /// Moves every member not moved yet (see the module docs); the last gate's verdict.
@@ -171,6 +259,11 @@ impl Engine<'_> {
         }
         if !layout.standalone {
             self.check_sources(layout, &plan.order, under_way).await?;
+        }
+        if let Some(advice) = &plan.network_policy {
+            self.emit(Event::Warning {
+                message: advice.clone(),
+            });
         }
         let env = layout.servers().to_env();
         if live.zk.servers_env != env || !live.zk.listens_on_all_ips() {

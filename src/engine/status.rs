@@ -9,8 +9,10 @@ use super::{Engine, EngineError};
 /// One row of `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberStatus {
+    /// The pod; `-` for a member of the list that runs outside the StatefulSet.
     pub pod: String,
-    pub ordinal: u32,
+    /// `None` outside the StatefulSet.
+    pub ordinal: Option<u32>,
     pub server_id: Option<u32>,
     pub address: Option<String>,
     pub ready: bool,
@@ -21,6 +23,10 @@ pub struct MemberStatus {
     /// itself counts as synced.
     pub synced: Option<bool>,
     pub version: Option<String>,
+    /// Where a member outside the StatefulSet runs: `on host <address> (Service <name>)` during
+    /// a migration (the address its Service's EndpointSlice holds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +78,7 @@ impl Engine<'_> {
                 };
                 Some(MemberStatus {
                     pod: pod.name.clone(),
-                    ordinal: *ordinal,
+                    ordinal: Some(*ordinal),
                     server_id: member.map(|m| m.id).or(Some(*id)),
                     address: member.map(|m| m.quorum_address()),
                     ready: pod.ready,
@@ -81,9 +87,42 @@ impl Engine<'_> {
                     znode_count: count,
                     synced,
                     version,
+                    location: None,
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut members = members;
+        // Members of the list without a pod: during a migration, the ones still on hosts.
+        let in_pods: Vec<u32> = snap.members.iter().map(|(_, id, _)| *id).collect();
+        for m in snap.live.zk.servers.members() {
+            if in_pods.contains(&m.id) {
+                continue;
+            }
+            let svc = crate::plan::migrate::service_name(self.statefulset(), m.id);
+            let names_service = m.host == svc || m.host.starts_with(&format!("{svc}."));
+            let location = if names_service {
+                match self.target.member_host(&svc).await {
+                    Ok(Some(ip)) => format!("on host {ip} (Service {svc})"),
+                    Ok(None) => format!("no pod, no host (Service {svc} has no host address)"),
+                    Err(e) => format!("on a host (Service {svc}; its address not read: {e})"),
+                }
+            } else {
+                "missing: no pod runs it".to_string()
+            };
+            members.push(MemberStatus {
+                pod: "-".into(),
+                ordinal: None,
+                server_id: Some(m.id),
+                address: Some(m.quorum_address()),
+                ready: false,
+                mode: "-".into(),
+                zxid: None,
+                znode_count: None,
+                synced: None,
+                version: None,
+                location: Some(location),
+            });
+        }
         Ok(Status {
             namespace: self.namespace().to_string(),
             statefulset: self.statefulset().to_string(),

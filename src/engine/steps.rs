@@ -331,6 +331,39 @@ impl Engine<'_> {
                             self.wrote();
                         }
                     }
+                    // A migrated ensemble's member had its own Service: it names nobody now.
+                    // (Only asked when the others are named by theirs: a plain ensemble's
+                    // Role need not read Services.)
+                    let prefix = format!(
+                        "{}.",
+                        crate::plan::migrate::service_name(self.statefulset(), 0)
+                    );
+                    let prefix = prefix.trim_end_matches("0.");
+                    let migrated = live
+                        .zk
+                        .servers
+                        .members()
+                        .iter()
+                        .any(|m| m.host.starts_with(prefix));
+                    let removed = if migrated {
+                        self.target.remove_member_service(*id).await?
+                    } else {
+                        None
+                    };
+                    if let Some((svc, release)) = removed {
+                        self.emit(Event::Action {
+                            description: format!("deleted Service {svc} of removed server {id}"),
+                        });
+                        if let Some(release) = release {
+                            self.emit(Event::Warning {
+                                message: format!(
+                                    "Service {svc} belonged to Helm release {release} (extraDeploy): drop it from the \
+                                     release's values, or the next helm upgrade creates it again"
+                                ),
+                            });
+                        }
+                        self.wrote();
+                    }
                 }
             }
         }

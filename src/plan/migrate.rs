@@ -700,6 +700,10 @@ pub struct MigratePlan {
     /// `ZOO_SERVERS` for the StatefulSet (and the `server.N=` lines for the sources).
     pub servers_env: String,
     pub source_lines: Vec<String>,
+    /// What the namespace's NetworkPolicies would block between the hosts and the pods, and
+    /// the chart values that admit them (see [`super::netpol`]); `None`: nothing blocked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<String>,
 }
 
 impl MigratePlan {
@@ -726,6 +730,7 @@ impl MigratePlan {
             },
             servers_env: layout.servers().to_env(),
             source_lines: layout.source_lines(),
+            network_policy: None,
             layout,
         })
     }

@@ -52,6 +52,7 @@
 //! of the plan finishes that step (`resumed: true`) before planning on.
 
 pub mod migrate;
+pub mod netpol;
 pub mod rebuild;
 pub mod reconfig;
 pub mod sim;

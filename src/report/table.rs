@@ -69,6 +69,9 @@ pub fn print_migrate_plan(p: &crate::plan::migrate::MigratePlan) {
     for line in &p.source_lines {
         out!("  {line}");
     }
+    if let Some(advice) = &p.network_policy {
+        out!("{advice}");
+    }
 }
 
 pub fn print_plan(p: &crate::plan::Plan) {
@@ -127,13 +130,15 @@ pub fn print_status(s: &Status, output: Output) {
             let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
             [
                 m.pod.clone(),
-                m.ordinal.to_string(),
+                m.ordinal
+                    .map(|o| o.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 m.server_id
                     .map(|i| i.to_string())
                     .unwrap_or_else(|| "-".into()),
                 opt(&m.address),
                 m.ready.to_string(),
-                m.mode.clone(),
+                m.location.clone().unwrap_or_else(|| m.mode.clone()),
                 opt(&m.zxid),
                 m.znode_count
                     .map(|c| c.to_string())

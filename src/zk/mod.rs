@@ -4,9 +4,11 @@
 //! - [`wire`]: send a four-letter word over any byte stream (TCP, a Kubernetes port-forward).
 //! - [`parse`]: pure parsers for ZooKeeper 3.8 and 3.9 answers.
 //! - [`verdict`]: pure health verdict over per-member observations.
+//! - [`divergence`]: pure, over several looks: whether a follower's tree differs from the leader's.
 //! - [`observe`]: gather observations and poll until healthy.
 //! - [`session`]: the client protocol, for the committed configuration and `reconfig`.
 
+pub mod divergence;
 pub mod observe;
 pub mod parse;
 pub mod session;
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+pub use divergence::{Diverged, Divergence, Finding};
 pub use observe::{
     observe_all_tcp, observe_stream, observe_tcp, server_list_tcp, wait_healthy, Timeouts,
 };

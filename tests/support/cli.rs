@@ -52,3 +52,65 @@ pub fn kill_at(mut c: Command, at: impl Fn(&serde_json::Value) -> bool) {
     child.wait().unwrap();
     assert!(hit, "the run ended before the kill point");
 }
+
+/// A kubeconfig for a new ServiceAccount `zkscale` in `ns` bound to exactly the Roles in
+/// `roles` (files of `charts/rbac`, applied to `ns`), with its own token: a run with it can do
+/// what those Roles grant and nothing more.
+pub fn service_account(bed: &Bed, ns: &str, roles: &[&str]) -> std::path::PathBuf {
+    bed.kubectl(&["create", "serviceaccount", "-n", ns, "zkscale"]);
+    for file in roles {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("charts/rbac")
+            .join(file);
+        let name = bed.kubectl(&[
+            "apply",
+            "-n",
+            ns,
+            "-f",
+            path.to_str().unwrap(),
+            "-o",
+            "jsonpath={.metadata.name}",
+        ]);
+        bed.kubectl(&[
+            "create",
+            "rolebinding",
+            "-n",
+            ns,
+            &format!("zkscale-{name}"),
+            &format!("--role={name}"),
+            &format!("--serviceaccount={ns}:zkscale"),
+        ]);
+    }
+    let token = bed.kubectl(&["create", "token", "-n", ns, "zkscale"]);
+    let view = |path: &str| {
+        bed.kubectl(&[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            &format!("jsonpath={{.clusters[0].cluster.{path}}}"),
+        ])
+    };
+    let (server, ca) = (view("server"), view("certificate-authority"));
+    let kc = std::env::temp_dir().join(format!("zkscale-sa-{ns}.kubeconfig"));
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: bed, cluster: {{server: '{server}', certificate-authority: '{ca}'}}}}]\n\
+             users: [{{name: sa, user: {{token: '{}'}}}}]\n\
+             contexts: [{{name: sa, context: {{cluster: bed, user: sa, namespace: '{ns}'}}}}]\ncurrent-context: sa\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    kc
+}
+
+/// [`zkscale`] with another kubeconfig (a ServiceAccount's).
+pub fn zkscale_with(kubeconfig: &std::path::Path, ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["-n", ns, "--timeout", "150s"])
+        .args(args)
+        .env("KUBECONFIG", kubeconfig);
+    c
+}

@@ -24,6 +24,11 @@ pub struct Guard<'b> {
 
 impl<'b> Guard<'b> {
     pub fn install(bed: &'b Bed, ns: &str, actions: &str) -> Guard<'b> {
+        Self::install_with(bed, ns, actions, &[])
+    }
+
+    /// [`Guard::install`] with more chart values (`--set` arguments, e.g. `overrideAnnotation=…`).
+    pub fn install_with(bed: &'b Bed, ns: &str, actions: &str, sets: &[&str]) -> Guard<'b> {
         bed.kubectl(&[
             "label",
             "ns",
@@ -31,18 +36,26 @@ impl<'b> Guard<'b> {
             &format!("zkscale-guard-test={ns}"),
             "--overwrite",
         ]);
-        bed.helm(&[
+        let ns_selector =
+            format!(r#"namespaceSelector={{"matchLabels":{{"zkscale-guard-test":"{ns}"}}}}"#);
+        let actions = format!("validationActions={{{actions}}}");
+        let chart = guard_chart();
+        let args: Vec<&str> = [
             "upgrade",
             "--install",
             "zkscale-guard",
-            &guard_chart(),
+            &chart,
             "-n",
             ns,
             "--set-json",
-            &format!(r#"namespaceSelector={{"matchLabels":{{"zkscale-guard-test":"{ns}"}}}}"#),
+            &ns_selector,
             "--set",
-            &format!("validationActions={{{actions}}}"),
-        ]);
+            &actions,
+        ]
+        .into_iter()
+        .chain(sets.iter().flat_map(|v| ["--set", *v]))
+        .collect();
+        bed.helm(&args);
         // A policy takes effect once the API server has compiled it; wait for both statuses.
         super::bed::wait_for(
             "the guard's policies compiled",
