@@ -620,26 +620,7 @@ impl Engine<'_> {
                     ),
                 });
                 let helm_release = live.as_ref().and_then(|l| l.helm_release());
-                let back = async {
-                    self.target
-                        .point_member_service(
-                            &layout.service(id),
-                            &host_backend(src).await?,
-                            helm_release,
-                        )
-                        .await?;
-                    self.set_external(id, Some(src.client_addr()));
-                    self.source_command("start", m.start_cmd.as_deref(), src, n)
-                        .await?;
-                    self.gate(
-                        &format!("server {id} back on {}", src.host),
-                        None,
-                        Some(n),
-                        self.opts.timeout,
-                    )
-                    .await
-                };
-                match back.await {
+                match self.start_on_host(m, id, helm_release).await {
                     Ok(_) => EngineError::Stopped {
                         size: n,
                         reason: format!(
@@ -692,23 +673,7 @@ impl Engine<'_> {
                 // Whatever it synced is a partial copy: the next attempt must start empty.
                 self.target.delete_claim(claim).await?;
             }
-            self.target
-                .point_member_service(
-                    &layout.service(id),
-                    &host_backend(src).await?,
-                    live.helm_release(),
-                )
-                .await?;
-            self.set_external(id, Some(src.client_addr()));
-            self.source_command("start", m.start_cmd.as_deref(), src, n)
-                .await?;
-            self.gate(
-                &format!("server {id} back on {}", src.host),
-                None,
-                Some(n),
-                self.opts.timeout,
-            )
-            .await
+            self.start_on_host(m, id, live.helm_release()).await
         };
         match back.await {
             Ok(_) => EngineError::Stopped {
@@ -730,6 +695,32 @@ impl Engine<'_> {
                 ),
             },
         }
+    }
+
+    /// The last part of every way back, once no pod runs with the member's id: its Service
+    /// points at the host again, the source starts, and the ensemble is gated whole.
+    async fn start_on_host(
+        &self,
+        m: &Migration,
+        id: u32,
+        helm_release: Option<&str>,
+    ) -> Result<Verdict, EngineError> {
+        let layout = &m.layout;
+        let n = layout.size();
+        let src = layout.source(id).expect("planned ids are sources");
+        self.target
+            .point_member_service(&layout.service(id), &host_backend(src).await?, helm_release)
+            .await?;
+        self.set_external(id, Some(src.client_addr()));
+        self.source_command("start", m.start_cmd.as_deref(), src, n)
+            .await?;
+        self.gate(
+            &format!("server {id} back on {}", src.host),
+            None,
+            Some(n),
+            self.opts.timeout,
+        )
+        .await
     }
 
     /// Runs a `--stop-cmd`/`--start-cmd` for `src`, or asks the operator to do it.
