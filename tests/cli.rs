@@ -2,12 +2,15 @@
 //! panic, usage before any cluster call, bounded waits, messages that say where and why,
 //! completion in every shell. The built binary, fake API servers on loopback, real shells.
 
+#[path = "support/fake_api.rs"]
+mod fake_api;
+
+use fake_api::{no_panic, silent, stderr};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-zkscale");
 
@@ -29,48 +32,9 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
     out
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn no_panic(o: &Output) {
-    let e = stderr(o);
-    assert!(
-        !e.contains("panicked") && o.status.code() != Some(101),
-        "{e}"
-    );
-}
-
-/// A kubeconfig for `server` (no TLS verification: the fakes below are plain).
+/// A kubeconfig for `server` with a bearer token that must never be printed.
 fn kubeconfig(dir: &Path, server: &str) -> String {
-    let p = dir.join(format!("kc-{}", server.replace([':', '/'], "_")));
-    std::fs::write(
-        &p,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}', insecure-skip-tls-verify: true}}\n\
-             users:\n- name: u\n  user: {{token: secret-token-never-printed}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: ns}}\n\
-             current-context: x\n"
-        ),
-    )
-    .unwrap();
-    p.to_str().unwrap().to_string()
-}
-
-/// A TCP listener that accepts and then says nothing (a blackholed API server); counts
-/// connections.
-fn silent() -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let n = Arc::new(AtomicUsize::new(0));
-    let seen = n.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().flatten() {
-            seen.fetch_add(1, Ordering::SeqCst);
-            held.push(s);
-        }
-    });
-    (format!("https://{addr}"), n)
+    fake_api::kubeconfig(dir, server, "{token: secret-token-never-printed}")
 }
 
 /// A plain-HTTP server answering every request with `status` and `body`.

@@ -5,11 +5,15 @@
 //! values spliced into CEL unchecked, environment variables that broke every command, merge
 //! keys misread, migration input checked only after the cluster answered).
 
+#[path = "support/fake_api.rs"]
+mod fake_api;
+
+use fake_api::{file, kubeconfig, no_panic, silent, stderr};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,54 +57,6 @@ fn run(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
     let _ = w.join();
     assert!(!killed, "{args:?} did not end within {WATCHDOG:?}");
     out
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn no_panic(o: &Output) {
-    let e = stderr(o);
-    assert!(
-        !e.contains("panicked") && o.status.code() != Some(101),
-        "{e}"
-    );
-}
-
-/// A kubeconfig file with `text`.
-fn file(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_str().unwrap().to_string()
-}
-
-/// A kubeconfig for `server` with `user` (YAML flow mapping).
-fn kubeconfig(dir: &Path, server: &str, user: &str) -> String {
-    file(
-        dir,
-        &format!("kc-{}", server.replace([':', '/', '@'], "_")),
-        &format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}', insecure-skip-tls-verify: true}}\n\
-             users:\n- name: u\n  user: {user}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: ns}}\n\
-             current-context: x\n"
-        ),
-    )
-}
-
-/// A listener that accepts and never answers; counts connections (none: nothing was asked).
-fn silent() -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let n = Arc::new(AtomicUsize::new(0));
-    let seen = n.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in l.incoming().flatten() {
-            seen.fetch_add(1, Ordering::SeqCst);
-            held.push(s);
-        }
-    });
-    (format!("https://{addr}"), n)
 }
 
 /// A plain-HTTP API server: `/version` answers at once, every other path after `delay` with
