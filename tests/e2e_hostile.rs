@@ -8,6 +8,7 @@ mod support;
 use std::process::Command;
 
 use support::bed::Bed;
+use support::chart::install_empty_release;
 use support::cli::run;
 use support::sources::Sources;
 
@@ -21,21 +22,6 @@ fn zkscale(bed: &Bed, ns: &str, args: &[&str]) -> Command {
         .args(args)
         .env("KUBECONFIG", &bed.kubeconfig);
     c
-}
-
-/// The release at replicaCount=0 (the replicas-3 fixture with its size set to 0), as the
-/// migration tests install it.
-fn install_empty_release(bed: &Bed, ns: &str) {
-    let chart = bed.chart("bitnami-zookeeper-13.7.4-replicas-3", ns);
-    let manifest = chart.join("templates").join("manifest.yaml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("\n  replicas: 3\n"));
-    std::fs::write(
-        &manifest,
-        text.replace("\n  replicas: 3\n", "\n  replicas: 0\n"),
-    )
-    .unwrap();
-    bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,67 +18,6 @@ use support::writer::{self, Writer};
 use support::zk_client::ZkClient;
 use zkscale::zk::{self, Gate, Timeouts, Verdict};
 
-/// The bitnami chart 13.8.8 as `helm template --set replicaCount=<replicas>` renders it, for
-/// release `zk` in `ns`, as a static chart. There is no replicas-0 fixture, so 0 is made from the
-/// replicas-1 render exactly as the chart's templates (bitnami/charts, zookeeper 13.8.8) would
-/// render 0: `replicas: 0`, and `ZOO_SERVERS` from `range until 0`, i.e. `value: ` with nothing
-/// after it (a null: the env entry without a value). Everything else the chart guards by
-/// `replicaCount` is guarded by `> 1` (the quorum and election container ports and the client
-/// Service's ports), so it renders for 0 as for 1.
-fn chart_1388(bed: &Bed, ns: &str, replicas: u32) -> std::path::PathBuf {
-    let fixtures = bed
-        .charts
-        .parent()
-        .expect("fixtures dir")
-        .join("bitnami-zookeeper");
-    let from = replicas.max(1);
-    let mut text = std::fs::read_to_string(fixtures.join(format!("13.8.8-replicas-{from}.yaml")))
-        .unwrap()
-        .replace("zk-test", ns);
-    if replicas == 0 {
-        let (size, servers) = (
-            "\n  replicas: 1\n",
-            format!(
-                "              value: zk-zookeeper-0.zk-zookeeper-headless.{ns}.svc.cluster.local:2888:3888::1 \n"
-            ),
-        );
-        assert!(text.contains(size) && text.contains(&servers));
-        text = text
-            .replace(size, "\n  replicas: 0\n")
-            .replace(&servers, "              value: \n");
-        assert!(
-            !text.contains("containerPort: 2888"),
-            "the chart leaves the quorum ports out at 0"
-        );
-    }
-    let dir = std::env::temp_dir()
-        .join(format!("zkscale-charts-{}", std::process::id()))
-        .join(ns)
-        .join(format!("13.8.8-replicas-{replicas}"));
-    std::fs::create_dir_all(dir.join("templates")).unwrap();
-    let chart_yaml = std::fs::read_to_string(
-        bed.charts
-            .join("bitnami-zookeeper-13.8.8-replicas-3")
-            .join("Chart.yaml"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("Chart.yaml"), chart_yaml).unwrap();
-    std::fs::write(dir.join("templates").join("manifest.yaml"), text).unwrap();
-    dir
-}
-
-/// The release at replicaCount=0 (the chart's real render for 0, see [`chart_1388`]),
-/// minServerId 1, persistence on.
-fn install_empty_release(bed: &Bed, ns: &str) {
-    let chart = chart_1388(bed, ns, 0);
-    bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
-    assert_eq!(
-        sts_env(bed, ns, "ZOO_SERVERS"),
-        "",
-        "installed with an empty list"
-    );
-}
-
 /// The ZooKeeper container's declared ports, `name=number` in order.
 fn container_ports(bed: &Bed, ns: &str) -> String {
     sts_field(

@@ -9,7 +9,7 @@
 
 mod support;
 
-use support::bed::{wait_for, Bed};
+use support::bed::Bed;
 use support::chart::*;
 use support::cli::{run, zkscale};
 use support::helm::{text, Helm};
@@ -50,18 +50,6 @@ fn install(bed: &Bed, chart: &std::path::Path, ns: &str) {
     bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
 }
 
-fn pod_uid(bed: &Bed, ns: &str, pod: &str) -> String {
-    bed.kubectl(&[
-        "get",
-        "pod",
-        "-n",
-        ns,
-        pod,
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_persistence_off_1_to_3_refused_3_to_5_keeps_every_znode() {
     let Some(bed) = Bed::get() else { return };
@@ -98,31 +86,7 @@ async fn e2e_persistence_off_1_to_3_refused_3_to_5_keeps_every_znode() {
 
     // The bed now behaves as a cluster: the emptyDir dies with its pod, so the member comes
     // back empty (the runner kept it under the pod's name before: 200 survived).
-    bed.kubectl(&[
-        "delete",
-        "pod",
-        "-n",
-        ns,
-        &format!("{STS}-0"),
-        "--wait=true",
-    ]);
-    wait_for("pod 0 recreated", SETTLE, || {
-        let now = bed
-            .kubectl_try(&[
-                "get",
-                "pod",
-                "-n",
-                ns,
-                &format!("{STS}-0"),
-                "-o",
-                "jsonpath={.metadata.uid} {.status.phase}",
-            ])
-            .unwrap_or_default();
-        match now.split_once(' ') {
-            Some((u, "Running")) if u != uid => Ok(()),
-            _ => Err(now),
-        }
-    });
+    recreate_pod(&bed, ns, &format!("{STS}-0"));
     wait_healthy(&bed, ns, 1).await;
     assert_eq!(
         count_znodes(&bed, ns).await,
@@ -225,21 +189,6 @@ async fn e2e_stale_operation_does_not_skip_the_template_gate() {
 
 fn service_host(ns: &str, id: u32) -> String {
     format!("{STS}-member-{id}.{ns}.svc.cluster.local")
-}
-
-/// The release at replicaCount=0 (the replicas-3 fixture with its size set to 0), as
-/// `e2e_migrate` installs it.
-fn install_empty_release(bed: &Bed, ns: &str) {
-    let chart = bed.chart(R3, ns);
-    let manifest = chart.join("templates").join("manifest.yaml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("\n  replicas: 3\n"));
-    std::fs::write(
-        &manifest,
-        text.replace("\n  replicas: 3\n", "\n  replicas: 0\n"),
-    )
-    .unwrap();
-    bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
 }
 
 /// Three source members with 200 znodes whose lists name the Services (created by a first,

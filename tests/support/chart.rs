@@ -231,36 +231,46 @@ pub async fn znodes_on_each_member(bed: &Bed, ns: &str, n: usize) -> Vec<usize> 
 /// ensemble is whole again (`healthy_at` members answering as one ensemble).
 pub async fn delete_each_pod_in_turn(bed: &Bed, ns: &str, n: usize, healthy_at: usize) {
     for o in 0..n {
-        let pod = format!("{}-{o}", sts(ns));
-        let uid = bed.kubectl(&[
-            "get",
-            "pod",
-            "-n",
-            ns,
-            &pod,
-            "-o",
-            "jsonpath={.metadata.uid}",
-        ]);
-        bed.kubectl(&["delete", "pod", "-n", ns, &pod, "--wait=true"]);
-        wait_for(&format!("{pod} recreated and running"), SETTLE, || {
-            let now = bed
-                .kubectl_try(&[
-                    "get",
-                    "pod",
-                    "-n",
-                    ns,
-                    &pod,
-                    "-o",
-                    "jsonpath={.metadata.uid} {.status.phase}",
-                ])
-                .unwrap_or_default();
-            match now.split_once(' ') {
-                Some((u, "Running")) if u != uid => Ok(()),
-                _ => Err(now),
-            }
-        });
+        recreate_pod(bed, ns, &format!("{}-{o}", sts(ns)));
         wait_healthy(bed, ns, healthy_at).await;
     }
+}
+
+/// The UID of pod `pod` now.
+pub fn pod_uid(bed: &Bed, ns: &str, pod: &str) -> String {
+    bed.kubectl(&[
+        "get",
+        "pod",
+        "-n",
+        ns,
+        pod,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ])
+}
+
+/// Deletes pod `pod`, as a node drain or an eviction would, and waits until the StatefulSet
+/// controller has it running again under a new UID.
+pub fn recreate_pod(bed: &Bed, ns: &str, pod: &str) {
+    let uid = pod_uid(bed, ns, pod);
+    bed.kubectl(&["delete", "pod", "-n", ns, pod, "--wait=true"]);
+    wait_for(&format!("{pod} recreated and running"), SETTLE, || {
+        let now = bed
+            .kubectl_try(&[
+                "get",
+                "pod",
+                "-n",
+                ns,
+                pod,
+                "-o",
+                "jsonpath={.metadata.uid} {.status.phase}",
+            ])
+            .unwrap_or_default();
+        match now.split_once(' ') {
+            Some((u, "Running")) if u != uid => Ok(()),
+            _ => Err(now),
+        }
+    });
 }
 
 /// The UIDs of the namespace's pods, space-separated (a pod recreated or restarted by deletion
@@ -290,4 +300,65 @@ pub fn left_in_cluster(bed: &Bed, ns: &str) -> Vec<(&'static str, String)> {
     ]);
     let events = bed.kubectl(&["get", "events", "-n", ns, "-o", "yaml"]);
     vec![("annotations", annotations), ("events", events)]
+}
+
+/// The bitnami chart 13.8.8 as `helm template --set replicaCount=<replicas>` renders it, for
+/// release `zk` in `ns`, as a static chart. There is no replicas-0 fixture, so 0 is made from the
+/// replicas-1 render exactly as the chart's templates (bitnami/charts, zookeeper 13.8.8) would
+/// render 0: `replicas: 0`, and `ZOO_SERVERS` from `range until 0`, i.e. `value: ` with nothing
+/// after it (a null: the env entry without a value). Everything else the chart guards by
+/// `replicaCount` is guarded by `> 1` (the quorum and election container ports and the client
+/// Service's ports), so it renders for 0 as for 1.
+pub fn chart_1388(bed: &Bed, ns: &str, replicas: u32) -> std::path::PathBuf {
+    let fixtures = bed
+        .charts
+        .parent()
+        .expect("fixtures dir")
+        .join("bitnami-zookeeper");
+    let from = replicas.max(1);
+    let mut text = std::fs::read_to_string(fixtures.join(format!("13.8.8-replicas-{from}.yaml")))
+        .unwrap()
+        .replace("zk-test", ns);
+    if replicas == 0 {
+        let (size, servers) = (
+            "\n  replicas: 1\n",
+            format!(
+                "              value: zk-zookeeper-0.zk-zookeeper-headless.{ns}.svc.cluster.local:2888:3888::1 \n"
+            ),
+        );
+        assert!(text.contains(size) && text.contains(&servers));
+        text = text
+            .replace(size, "\n  replicas: 0\n")
+            .replace(&servers, "              value: \n");
+        assert!(
+            !text.contains("containerPort: 2888"),
+            "the chart leaves the quorum ports out at 0"
+        );
+    }
+    let dir = std::env::temp_dir()
+        .join(format!("zkscale-charts-{}", std::process::id()))
+        .join(ns)
+        .join(format!("13.8.8-replicas-{replicas}"));
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    let chart_yaml = std::fs::read_to_string(
+        bed.charts
+            .join("bitnami-zookeeper-13.8.8-replicas-3")
+            .join("Chart.yaml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("Chart.yaml"), chart_yaml).unwrap();
+    std::fs::write(dir.join("templates").join("manifest.yaml"), text).unwrap();
+    dir
+}
+
+/// The release at replicaCount=0 (the chart's real render for 0, see [`chart_1388`]),
+/// minServerId 1, persistence on.
+pub fn install_empty_release(bed: &Bed, ns: &str) {
+    let chart = chart_1388(bed, ns, 0);
+    bed.helm(&["install", "zk", chart.to_str().unwrap(), "-n", ns]);
+    assert_eq!(
+        sts_env(bed, ns, "ZOO_SERVERS"),
+        "",
+        "installed with an empty list"
+    );
 }
