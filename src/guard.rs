@@ -8,10 +8,12 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ListParams};
 use kube::Client;
 use serde::Serialize;
+
+/// The one evaluation of a label selector (also the migration's NetworkPolicy check).
+pub use crate::plan::netpol::selects;
 
 /// The chart's template (the one source of the guard's manifests).
 const TEMPLATE: &str = include_str!("../charts/zkscale-guard/templates/guard.yaml");
@@ -356,31 +358,6 @@ pub fn valid_annotation_key(key: &str) -> bool {
     name_ok && prefix_ok
 }
 
-/// Whether a label selector (absent or empty: everything) selects `labels`.
-pub fn selects(
-    selector: Option<&LabelSelector>,
-    labels: &std::collections::BTreeMap<String, String>,
-) -> bool {
-    let Some(s) = selector else { return true };
-    let labels_ok = s
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs_ok = s.match_expressions.iter().flatten().all(|e| {
-        let values = e.values.clone().unwrap_or_default();
-        let has = labels.get(&e.key);
-        match e.operator.as_str() {
-            "In" => has.is_some_and(|v| values.contains(v)),
-            "NotIn" => has.is_none_or(|v| !values.contains(v)),
-            "Exists" => has.is_some(),
-            "DoesNotExist" => has.is_none(),
-            _ => false,
-        }
-    });
-    labels_ok && exprs_ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,7 +501,9 @@ mod tests {
 
     #[test]
     fn label_selectors() {
-        use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+            LabelSelector, LabelSelectorRequirement,
+        };
         let labels: std::collections::BTreeMap<String, String> =
             [("team".to_string(), "zk".to_string())].into();
         assert!(selects(None, &labels));

@@ -247,8 +247,9 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
     }
 }
 
-/// Whether a label selector selects `labels` (an absent or empty selector selects every pod).
-fn selects(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+/// Whether a label selector selects `labels` (an absent or empty selector selects everything):
+/// the NetworkPolicies' pods here, and the guard's namespaces (`guard::coverage`).
+pub fn selects(sel: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
     let Some(sel) = sel else { return true };
     let by_labels = sel
         .match_labels
